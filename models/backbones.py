@@ -1,0 +1,75 @@
+"""ResNet-50 backbones for re-ID: torchvision's ResNet-50 and IBN-a, both with a choosable last stride."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models import resnet50
+
+from .weights import WeightsError, read_state_dict, resolve_weights
+
+# File names and addresses of the ImageNet weights (torchvision's and the IBN-Net authors').
+IMAGENET_WEIGHTS = {
+    "resnet50": ("resnet50-0676ba61.pth", "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
+    "resnet50_ibn_a": ("resnet50_ibn_a-d9d0bb7b.pth",
+                       "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet50_ibn_a-d9d0bb7b.pth"),
+}
+
+
+class IBN(nn.Module):
+    """Instance norm on the first half of the channels, batch norm on the rest (IBN-Net, 'a' block)."""
+
+    def __init__(self, channels: int, ratio: float = 0.5):
+        super().__init__()
+        self.half = int(channels * ratio)
+        self.IN = nn.InstanceNorm2d(self.half, affine=True)  # names match the public IBN-a weights
+        self.BN = nn.BatchNorm2d(channels - self.half)
+
+    def forward(self, x):
+        a, b = torch.split(x, [self.half, x.shape[1] - self.half], dim=1)
+        return torch.cat([self.IN(a.contiguous()), self.BN(b.contiguous())], dim=1)
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet-50 trunk without pooling and classifier: image → (B, 2048, H/16, W/16) at last stride 1."""
+
+    out_channels = 2048
+
+    def __init__(self, name: str = "resnet50", last_stride: int = 1, pretrained=False):
+        super().__init__()
+        if name not in IMAGENET_WEIGHTS:
+            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(IMAGENET_WEIGHTS)}")
+        net = resnet50()
+        if name == "resnet50_ibn_a":
+            for layer in (net.layer1, net.layer2, net.layer3):  # IBN-a leaves layer4 with plain BN
+                for block in layer:
+                    block.bn1 = IBN(block.bn1.num_features)
+        block = net.layer4[0]
+        block.conv2.stride = (last_stride, last_stride)
+        block.downsample[0].stride = (last_stride, last_stride)
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        self.name = name
+        self._load_imagenet(pretrained)
+
+    def forward(self, x):
+        return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+
+    def _load_imagenet(self, pretrained) -> None:
+        filename, url = IMAGENET_WEIGHTS[self.name]
+        path = resolve_weights(pretrained, filename, url, f"ImageNet {self.name}")
+        if path is None:
+            return
+        # torchvision names the stem conv1/bn1; ours groups them as stem.0/stem.1.
+        rename = {"conv1.": "stem.0.", "bn1.": "stem.1."}
+        state = {}
+        for key, value in read_state_dict(path, self.name).items():
+            if key.startswith("fc."):
+                continue
+            for old, new in rename.items():
+                if key.startswith(old):
+                    key = new + key[len(old):]
+            state[key] = value
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise WeightsError(f"{path} is not a {self.name} checkpoint: {len(missing)} missing keys "
+                               f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]})")

@@ -1,0 +1,29 @@
+"""Query/gallery evaluation of an embedding function on a data set."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from reid_data.loader import test_loader
+from .features import extract_features
+from .metrics import evaluate_rank
+from .rerank import re_ranking
+
+
+def evaluate_embedding(embed: Callable[[torch.Tensor], torch.Tensor], dataset, data_cfg,
+                       device: torch.device, flip: bool = True, rerank: bool = False,
+                       autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
+    """mAP, Rank-1/5/10 and mINP (fractions) of `embed` on `dataset.query` against `dataset.gallery`."""
+    qf, q_pids, q_cams = extract_features(embed, test_loader(dataset.query, data_cfg), device, flip,
+                                          autocast_dtype, desc="query")
+    gf, g_pids, g_cams = extract_features(embed, test_loader(dataset.gallery, data_cfg), device, flip,
+                                          autocast_dtype, desc="gallery")
+    if rerank:
+        distmat = re_ranking(qf, gf)
+    else:
+        distmat = (2.0 - 2.0 * qf @ gf.T).clamp_(min=0.0).numpy()  # squared distance of unit vectors
+    result = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=50)
+    cmc = result["cmc"]
+    return {"mAP": result["mAP"], "rank1": float(cmc[0]), "rank5": float(cmc[min(4, len(cmc) - 1)]),
+            "rank10": float(cmc[min(9, len(cmc) - 1)]), "mINP": result["mINP"]}

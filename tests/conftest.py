@@ -1,0 +1,17 @@
+import pytest
+
+from configs.loader import load_config
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """A config for a few iterations of the teacher at 64×32 on the generated toy set."""
+    def make(*overrides):
+        return load_config(None, [
+            "trainer=teacher", "data.dataset=toy", f"data.root={tmp_path / 'data'}",
+            "data.height=64", "data.width=32", "data.batch_size=8", "data.instances=2",
+            "data.workers=0", "data.test_batch_size=32", "augment.pad=4",
+            "run.max_iter=6", "run.log_every=1", "run.checkpoint_every=3", "run.device=cpu",
+            f"run.log_dir={tmp_path / 'logs'}", "run.name=tiny", "optim.milestones=[4]",
+            "optim.warmup_iters=2", "loss.triplet_weight=1.0", *overrides])
+    return make

@@ -1,0 +1,200 @@
+"""The training loop every method shares: device, mixed precision, checkpoints, logging, progress.
+
+A method subclasses `Trainer` and fills in `build`, `batches`, `train_step` and `evaluate`.
+It never parses the command line: it gets a resolved config and a run folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from . import checkpoint
+
+
+class TrainingStopped(RuntimeError):
+    """The run cannot go on (e.g. a NaN loss); the last checkpoint on disk is intact."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingStopped(f"run.device is {name!r} but no CUDA device is available; use cpu or auto")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Owns `modules`, `optimizers`, `schedulers` and `stateful` (objects with state_dict), by name."""
+
+    name = "base"
+
+    def __init__(self, cfg, run_dir: str | Path):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg.run.device)
+        if cfg.run.threads > 0:
+            torch.set_num_threads(cfg.run.threads)
+        seed_everything(cfg.run.seed)
+        # float16 needs loss scaling; on CPU bfloat16 is the fast and safe half type.
+        self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.run.amp and self.device.type == "cuda")
+        self.iteration = 0
+        self.skipped_steps = 0
+        self.modules: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, object] = {}
+        self.stateful: dict[str, object] = {}
+        self.build()
+
+    # --- what a method provides -------------------------------------------------------------
+    def build(self) -> None:
+        raise NotImplementedError
+
+    def batches(self, start: int) -> Iterator:
+        """Endless training batches, starting at batch number `start` (the iteration)."""
+        raise NotImplementedError
+
+    def train_step(self, batch) -> dict[str, float]:
+        raise NotImplementedError
+
+    def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
+        """Query/gallery figures of the current model; `rerank` None = the config's test.rerank."""
+        return {}
+
+    # --- helpers for methods ---------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.cfg.run.amp)
+
+    def optimize(self, loss: torch.Tensor, *names: str) -> None:
+        """Backward and step for the named optimizers; a non-finite loss stops the run first."""
+        if not torch.isfinite(loss):
+            raise TrainingStopped(
+                f"the loss became {loss.item()} at iteration {self.iteration + 1}; the run stopped "
+                f"without saving, so the last checkpoint in {self.checkpoint_dir} is intact "
+                f"(lower the learning rate or resume from it)")
+        for name in names:
+            self.optimizers[name].zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        scale = self.scaler.get_scale()
+        for name in names:
+            self.scaler.step(self.optimizers[name])
+        self.scaler.update()
+        if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
+            self.skipped_steps += 1  # float16 overflow: the scaler skipped this step
+        for name in names:
+            if name in self.schedulers:
+                self.schedulers[name].step()
+
+    # --- checkpoints -----------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def state_dict(self) -> dict:
+        return {
+            "trainer": self.name,
+            "iteration": self.iteration,
+            "skipped_steps": self.skipped_steps,
+            "config": self.cfg.to_dict(),
+            "modules": {k: m.state_dict() for k, m in self.modules.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "stateful": {k: s.state_dict() for k, s in self.stateful.items()},
+            "scaler": self.scaler.state_dict(),
+            "rng": checkpoint.rng_state(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        state = self.state_dict()
+        path = self.checkpoint_dir / f"iter_{self.iteration:07d}.pt"
+        checkpoint.save_atomic(state, path)
+        checkpoint.save_atomic(state, self.checkpoint_dir / "last.pt")
+        return path
+
+    def load_checkpoint(self, path: str | Path, weights_only: bool = False) -> None:
+        """Restore a run; `weights_only` restores just the networks (for evaluation)."""
+        state = checkpoint.load(path)
+        if state.get("trainer") != self.name:
+            raise checkpoint.CheckpointError(
+                f"checkpoint {path} was written by trainer {state.get('trainer')!r}, not {self.name!r}")
+        for key, module in self.modules.items():
+            module.load_state_dict(state["modules"][key])
+        if weights_only:
+            return
+        for group, target in (("optimizers", self.optimizers), ("schedulers", self.schedulers),
+                              ("stateful", self.stateful)):
+            for key, obj in target.items():
+                obj.load_state_dict(state[group][key])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration = state["iteration"]
+        self.skipped_steps = state["skipped_steps"]
+        checkpoint.set_rng_state(state["rng"])
+
+    # --- the loop --------------------------------------------------------------------------
+    def fit(self) -> list[dict[str, float]]:
+        """Train to run.max_iter; returns the losses of every iteration run here."""
+        run = self.cfg.run
+        history = []
+        writer = SummaryWriter(str(self.run_dir))
+        batches = self.batches(self.iteration)
+        try:
+            with tqdm(total=run.max_iter, initial=self.iteration, desc=self.name, dynamic_ncols=True,
+                      mininterval=2.0) as bar:
+                while self.iteration < run.max_iter:
+                    for module in self.modules.values():
+                        module.train()
+                    losses = self.train_step(next(batches))
+                    self.iteration += 1
+                    history.append(losses)
+                    bar.update(1)
+                    if self.iteration % run.log_every == 0 or self.iteration == run.max_iter:
+                        self._log(writer, losses)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+                    if self.iteration % run.checkpoint_every == 0 and self.iteration < run.max_iter:
+                        self.save_checkpoint()
+                    if run.eval_every and self.iteration % run.eval_every == 0 and self.iteration < run.max_iter:
+                        self._evaluate_and_log(writer)
+            self.save_checkpoint()
+            self._evaluate_and_log(writer)
+        finally:
+            del batches  # stops the loader's worker processes
+            writer.close()
+        return history
+
+    def _log(self, writer: SummaryWriter, losses: dict[str, float]) -> None:
+        for key, value in losses.items():
+            writer.add_scalar(f"train/{key}", value, self.iteration)
+        for name, opt in self.optimizers.items():
+            for i, group in enumerate(opt.param_groups):
+                writer.add_scalar(f"lr/{name}_{i}", group["lr"], self.iteration)
+        if self.scaler.is_enabled():
+            writer.add_scalar("amp/skipped_steps", self.skipped_steps, self.iteration)
+            writer.add_scalar("amp/scale", self.scaler.get_scale(), self.iteration)
+
+    def _evaluate_and_log(self, writer: SummaryWriter) -> dict[str, float]:
+        results = self.evaluate()
+        for key, value in results.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                writer.add_scalar(f"eval/{key}", value, self.iteration)
+        if results:
+            tqdm.write(f"[{self.name}] iteration {self.iteration}: " +
+                       ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+            with open(self.run_dir / "results.jsonl", "a") as f:
+                f.write(json.dumps({"iteration": self.iteration, **results}) + "\n")
+        return results

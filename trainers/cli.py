@@ -1,0 +1,23 @@
+"""What the command-line entry points share: one-sentence user errors."""
+from __future__ import annotations
+
+import sys
+
+from configs.loader import ConfigError
+from models.weights import WeightsError
+from reid_data import DatasetError, ImageReadError
+
+from .base import TrainingStopped
+from .checkpoint import CheckpointError
+
+# Mistakes a user can make; reported as one line, never as a stack trace.
+USER_ERRORS = (ConfigError, DatasetError, ImageReadError, WeightsError, CheckpointError, TrainingStopped)
+
+
+def exit_on_user_error(main):
+    """Run `main()`, turning the errors a user can cause into `error: ...` and exit status 2."""
+    try:
+        return main()
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
