@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,18 @@ def save_atomic(state: dict, path: str | Path) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def link_atomic(target: Path, link: Path) -> None:
+    """Make `link` name the same file as `target` (a hard link, so no second write of the file)."""
+    tmp = link.with_name(link.name + ".tmp")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(target, tmp)
+    except OSError:  # file systems without hard links
+        shutil.copyfile(target, tmp)
+    os.replace(tmp, link)
 
 
 def load(path: str | Path) -> dict:

@@ -59,4 +59,4 @@ class TeacherTrainer(Trainer):
         rerank = self.cfg.test.rerank if rerank is None else rerank
         return evaluate_embedding(lambda x: self.model(x).embedding, self.data, self.cfg.data, self.device,
                                   flip=self.cfg.test.flip, rerank=rerank,
-                                  autocast_dtype=self.amp_dtype if self.cfg.run.amp else None)
+                                  autocast_dtype=self.amp_dtype)
