@@ -125,3 +125,17 @@ def test_misspelt_key_on_the_command_line():
                           "--opts", "model.poolng=gem"], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode == 2
     assert "unknown config key 'model.poolng'" in out.stderr and "model.pooling" in out.stderr
+
+
+def test_unreadable_image_in_a_loader_worker_is_one_line(tmp_path):
+    from reid_data import build_dataset
+    data = build_dataset("toy", str(tmp_path / "data"))
+    for sample in data.train:
+        Path(sample.path).write_bytes(b"garbage")
+    out = subprocess.run([sys.executable, "train.py", "--config", "configs/toy-teacher.yaml", "--opts",
+                          f"data.root={tmp_path / 'data'}", f"run.log_dir={tmp_path / 'logs'}", "data.workers=2"],
+                         capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert out.returncode == 2
+    error = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "Traceback" not in out.stderr
+    assert "bounding_box_train" in error[0] and ".jpg" in error[0]

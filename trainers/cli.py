@@ -19,5 +19,14 @@ def exit_on_user_error(main):
     try:
         return main()
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def one_line(error: Exception) -> str:
+    """The message; for an error re-raised from a DataLoader worker, the original one's message."""
+    text = str(error)
+    if text.startswith("Caught ") and "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]  # "package.module.ErrorType: message"
+        return last.split(": ", 1)[-1]
+    return text
