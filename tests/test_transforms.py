@@ -75,7 +75,7 @@ def test_load_resized(tmp_path):
     t = load_resized(str(tmp_path / "a.png"), 16, 8)
     assert t.shape == (3, 16, 8) and t.dtype == torch.uint8
     same = load_resized(str(tmp_path / "a.png"), 40, 20)
-    assert torch.equal(same, torch.from_numpy(np.asarray(img)).permute(2, 0, 1))
+    assert torch.equal(same, torch.from_numpy(np.array(img)).permute(2, 0, 1))
 
 
 def test_unreadable_image_names_the_file(tmp_path):
