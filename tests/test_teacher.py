@@ -51,7 +51,10 @@ def test_checkpoint_holds_the_whole_run_state(tiny_cfg):
     assert state["config"]["run"]["max_iter"] == 3
     results = [json.loads(line) for line in (run_dir(cfg) / "results.jsonl").read_text().splitlines()]
     assert results[-1]["iteration"] == 3 and 0 <= results[-1]["mAP"] <= 1
-    assert list(run_dir(cfg).glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(run_dir(cfg))).Reload().Tags()
+    assert {"train/loss", "train/id", "train/triplet", "lr/model_0", "eval/mAP"} <= set(events["scalars"])
+    assert "train/augmented_batch" in events["images"]
 
 
 def test_train_cli_writes_config_and_trains(tiny_cfg, tmp_path):

@@ -89,6 +89,10 @@ class Trainer:
     def train_step(self, batch) -> dict[str, float]:
         raise NotImplementedError
 
+    def images(self) -> dict[str, torch.Tensor]:
+        """Image batches (N, 3, H, W) in [0, 1] worth seeing in tensorboard, by tag."""
+        return {}
+
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         """Query/gallery figures of the current model; `rerank` None = the config's test.rerank."""
         return {}
@@ -182,6 +186,9 @@ class Trainer:
                     if self.iteration % run.log_every == 0 or self.iteration == run.max_iter:
                         self._log(writer, losses)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
+                    if self.iteration % run.checkpoint_every == 0 or self.iteration == 1:
+                        for tag, images in self.images().items():
+                            writer.add_images(tag, images, self.iteration)
                     if self.iteration % run.checkpoint_every == 0 and self.iteration < run.max_iter:
                         self.save_checkpoint()
                     if run.eval_every and self.iteration % run.eval_every == 0 and self.iteration < run.max_iter:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from models import build_reid_net
-from reid_data import ImageDataset, BatchAugment, build_dataset, train_loader
+from reid_data import BatchAugment, ImageDataset, build_dataset, denormalize, train_loader
 from reid_eval.evaluator import evaluate_embedding
 
 from .base import Trainer
@@ -42,6 +42,7 @@ class TeacherTrainer(Trainer):
 
     def train_step(self, batch) -> dict[str, float]:
         images = self.augment(batch["image"].to(self.device, non_blocking=True))
+        self._last_batch = images
         pids = batch["pid"].to(self.device, non_blocking=True)
         with self.autocast():
             out = self.model(images)
@@ -53,6 +54,9 @@ class TeacherTrainer(Trainer):
         self.optimize(total, "model")
         accuracy = (out.logits.argmax(1) == pids).float().mean()
         return {"loss": total.item(), **{k: v.item() for k, v in losses.items()}, "accuracy": accuracy.item()}
+
+    def images(self) -> dict[str, torch.Tensor]:
+        return {"train/augmented_batch": denormalize(self._last_batch[:16].detach().float().cpu())}
 
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         self.model.eval()
