@@ -10,3 +10,5 @@ __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_image", "DatasetError", "
            "DATASETS", "build_dataset", "BatchAugment", "denormalize", "load_resized", "normalize",
            "BatchStream", "pk_batches", "shuffled_batches", "ImageDataset", "UnlabeledDataset",
            "test_loader", "train_loader"]
+
+from . import synthetic  # noqa: E402,F401  registers the "synthetic" data set (light: the world loads on use)

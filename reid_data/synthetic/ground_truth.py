@@ -1,0 +1,132 @@
+"""The ground truth of a written world, and the true view of any of its images at any yaw.
+
+    from reid_data.synthetic import load_ground_truth, render_ground_truth
+    gt = load_ground_truth("data/synthetic")
+    gt.record("0001_c1s1_000123_00.jpg")          # identity, camera, betas, pose, yaw, K, R, t ...
+    view = render_ground_truth("data/synthetic", "0001_c1s1_000123_00.jpg", yaw=1.2)
+    view.image  # (3, H, W) in [0, 1];  view.mask  # (1, H, W)
+
+A re-render keeps everything of the image but the yaw: the same person (shape, pose, clothes),
+the same camera and the same crop box, so it has the size of the written image and the person
+stays where it stood, turned about the vertical through its centre. ``mode="grey"`` gives
+GCL's structure image (the grey, Lambert-shaded body on black); ``mode="rgb"`` the person lit
+as in the image, on black by default, or with ``background=True`` / ``degrade=True`` over the
+camera's background and through the camera's degradations (all but pixel noise and occluders,
+unless asked for), which reproduces the written image at its own yaw up to JPEG.
+"""
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from .identities import Appearance
+from .imaging import Imager
+from .scenes import CameraRig
+from .writer import FORMAT
+
+
+class GroundTruthRender(NamedTuple):
+    image: torch.Tensor     # (3, H, W) in [0, 1]
+    mask: torch.Tensor      # (1, H, W): 1 where the person (and its bag) is
+
+
+class WorldGroundTruth:
+    """A world's sidecar: per-image records (with the arrays merged in) by file name."""
+
+    def __init__(self, folder):
+        self.folder = os.path.abspath(folder)
+        path = os.path.join(self.folder, "ground_truth.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found: {folder} is not a synthetic world "
+                                    f"(write one with python -m reid_data.synthetic --out DIR)")
+        with open(path) as fh:
+            doc = json.load(fh)
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a GenReID synthetic world's ground truth")
+        self.doc = doc
+        self.config = doc["config"]
+        self.height, self.width = self.config["height"], self.config["width"]
+        self.cameras = [CameraRig.from_dict(c) for c in doc["cameras"]]
+        self.identities = doc["identities"]
+        self.appearances = [Appearance.from_dict(d["appearance"]) for d in self.identities]
+        arrays = np.load(os.path.join(self.folder, "ground_truth.npz"))
+        self.arrays = {k: arrays[k] for k in arrays.files}
+        self.images = doc["images"]
+        self.index = {r["name"]: i for i, r in enumerate(self.images)}
+        if list(self.arrays["names"]) != [r["name"] for r in self.images]:
+            raise ValueError(f"{self.folder}: ground_truth.npz and ground_truth.json disagree")
+        self._imager = None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def record(self, name: str) -> dict:
+        """Everything known about image ``name`` (a file name, or a path ending in one)."""
+        name = os.path.basename(name)
+        if name not in self.index:
+            raise KeyError(f"{name} is not an image of the world at {self.folder}")
+        i = self.index[name]
+        rec = dict(self.images[i])
+        for key, value in self.arrays.items():
+            if key != "names":
+                rec[key] = value[i]
+        rec["appearance"] = self.appearances[rec["identity"]]
+        return rec
+
+    @property
+    def imager(self) -> Imager:
+        if self._imager is None:
+            self._imager = Imager(self.cameras, self.height, self.width,
+                                  self.config["supersample"])
+        return self._imager
+
+    def render(self, names, yaw=None, mode: str = "rgb", background: bool = False,
+               degrade: bool = False, noise: bool = False, occlusion: bool = False):
+        """Re-renders images ``names`` (a list) at ``yaw`` (radians: one number or one per
+        image; None: each image's own). Returns images (B, 3, H, W) and masks (B, 1, H, W)."""
+        if mode not in ("rgb", "grey"):
+            raise ValueError(f"mode must be 'rgb' or 'grey', not {mode!r}")
+        recs = [self.record(n) for n in names]
+        for r in recs:
+            r["pose"] = r["pose"].astype(np.float64)
+        apps = [r["appearance"] for r in recs]
+        yaws = None
+        if yaw is not None:
+            yaws = np.broadcast_to(np.asarray(yaw, np.float64), (len(recs),)).copy()
+        verts, _ = self.imager.pose(apps, recs, yaws)
+        with torch.no_grad():
+            return self.imager.form(apps, recs, verts, mode=mode,
+                                    background=background or degrade, degrade=degrade,
+                                    noise=noise, occlusion=occlusion)
+
+
+@lru_cache(maxsize=4)
+def _cached(folder: str, stamp: float) -> WorldGroundTruth:
+    return WorldGroundTruth(folder)
+
+
+def load_ground_truth(world_dir) -> WorldGroundTruth:
+    """The ground truth of the world in ``world_dir`` (cached per folder and file time)."""
+    folder = os.path.abspath(world_dir)
+    path = os.path.join(folder, "ground_truth.json")
+    stamp = os.path.getmtime(path) if os.path.exists(path) else 0.0
+    return _cached(folder, stamp)
+
+
+def render_ground_truth(world_dir, image_name: str, yaw=None, mode: str = "rgb",
+                        background: bool = False, degrade: bool = False) -> GroundTruthRender:
+    """The true view of image ``image_name`` of the world in ``world_dir`` with the person
+    turned to ``yaw`` (radians, the world's yaw convention; None: the image's own yaw).
+
+    Same size and crop as the written image. ``mode``: "rgb" (the person's colours under the
+    image's light) or "grey" (GCL's structure image). ``background`` composites the camera's
+    background (and the shadow under the feet); ``degrade`` also applies the camera's
+    resolution, blur and colour response (no pixel noise, no occluder)."""
+    gt = load_ground_truth(world_dir)
+    images, masks = gt.render([image_name], yaw, mode, background, degrade)
+    return GroundTruthRender(images[0], masks[0])
