@@ -79,9 +79,18 @@ def rig_rotation(pitch: float) -> np.ndarray:
     return np.array([[1.0, 0.0, 0.0], [0.0, -c, s], [0.0, -s, -c]])
 
 
-def sample_rigs(rng: np.random.Generator, count: int) -> list[CameraRig]:
+def sample_rigs(rng: np.random.Generator, count: int, nuisance: float = 1.0,
+                backgrounds: str = "scene") -> list[CameraRig]:
     """``count`` cameras that differ visibly: indoor and outdoor views, heights, palettes,
-    light and image quality."""
+    light and image quality.
+
+    ``nuisance`` scales how far each camera's image quality departs from a perfect camera
+    (colour cast, saturation, contrast, brightness, blur, noise, resolution loss, ambient
+    tint, occlusion rate): 0 = every camera renders faithfully, 1 = the default world. The
+    random draws are the same for any value. ``backgrounds="plain"`` replaces the scenes by a
+    flat grey (a diagnostic: what the background costs)."""
+    k = float(nuisance)
+    near = lambda x: 1.0 + k * (x - 1.0)  # noqa: E731
     rigs = []
     kinds = ["outdoor", "indoor"] * count
     rng.shuffle(kinds)
@@ -109,23 +118,24 @@ def sample_rigs(rng: np.random.Generator, count: int) -> list[CameraRig]:
         rigs.append(CameraRig(
             index=i, kind=kind, height=round(float(height), 3), pitch=round(float(pitch), 4),
             focal=round(float(focal), 1), person_px=[round(p, 1) for p in person_px],
-            res_factor=round(float(rng.choice([1.0, 0.8, 0.6, 0.45], p=[0.35, 0.3, 0.2, 0.15])),
-                             3),
-            blur=round(float(rng.uniform(0.0, 0.9)), 3),
-            gains=[round(float(g), 4) for g in gains],
-            saturation=round(float(rng.uniform(0.75, 1.1)), 3),
-            contrast=round(float(rng.uniform(0.85, 1.1)), 3),
-            brightness=round(float(rng.uniform(0.88, 1.12)), 3),
-            noise=round(float(rng.uniform(0.005, 0.025)), 4),
+            res_factor=round(near(float(rng.choice([1.0, 0.8, 0.6, 0.45],
+                                                   p=[0.35, 0.3, 0.2, 0.15]))), 3),
+            blur=round(k * float(rng.uniform(0.0, 0.9)), 3),
+            gains=[round(near(float(g)), 4) for g in gains],
+            saturation=round(near(float(rng.uniform(0.75, 1.1))), 3),
+            contrast=round(near(float(rng.uniform(0.85, 1.1))), 3),
+            brightness=round(near(float(rng.uniform(0.88, 1.12))), 3),
+            noise=round(k * float(rng.uniform(0.005, 0.025)), 4),
             ambient=round(float(rng.uniform(0.45, 0.65) if indoor else rng.uniform(0.3, 0.5)), 3),
-            ambient_tint=[round(float(t), 3) for t in np.exp(rng.normal(0, 0.04, 3))],
+            ambient_tint=[round(near(float(t)), 3) for t in np.exp(rng.normal(0, 0.04, 3))],
             key_dir=[round(float(d), 4) for d in cam_dir],
             key=round(float(rng.uniform(0.25, 0.45) if indoor else rng.uniform(0.4, 0.75)), 3),
             fill=round(float(rng.uniform(0.05, 0.2)), 3),
             shadow=round(float(rng.uniform(0.15, 0.3) if indoor else rng.uniform(0.25, 0.55)), 3),
-            occlusion=round(float(rng.uniform(0.03, 0.12)), 3),
+            occlusion=round(k * float(rng.uniform(0.03, 0.12)), 3),
             paths=[round(p, 4) for p in paths],
-            background=_sample_background(rng, kind, farthest),
+            background={**_sample_background(rng, kind, farthest),
+                        "plain": backgrounds == "plain"},
         ))
     return rigs
 
@@ -198,6 +208,8 @@ def panorama(rig: CameraRig, scale: float) -> np.ndarray:
     bg = rig.background
     rng = np.random.default_rng(bg["seed"])
     h, w = max(8, round(FULL_H * scale)), max(8, round(FULL_W * scale))
+    if bg.get("plain"):
+        return np.full((3, h, w), 0.5, np.float32)
     f = rig.focal * w / FULL_W
     u = (np.arange(w) + 0.5 - w / 2) / f
     v = (np.arange(h) + 0.5 - h / 2) / f

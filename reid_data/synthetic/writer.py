@@ -64,6 +64,8 @@ class WorldConfig:
     distractors: float = 0.1        # distractor images (pid 0) per test gallery image
     junk: float = 0.05              # junk images (pid -1) per test gallery image
     standing: float = 0.1           # tracks of a standing person
+    nuisance: float = 1.0           # cameras' departure from a perfect camera (0: none)
+    backgrounds: str = "scene"      # "scene" (the cameras' views) | "plain" (flat grey)
     supersample: int = 2            # render at this multiple of the size, then downsample
     jpeg_quality: int = 92
     batch_size: int = 32
@@ -75,6 +77,8 @@ class WorldConfig:
             raise ValueError(f"image size {self.height}x{self.width} is too small (at least 16x8)")
         if not 2 <= self.min_images <= self.max_images:
             raise ValueError("need 2 <= min_images <= max_images")
+        if self.backgrounds not in ("scene", "plain"):
+            raise ValueError(f"backgrounds must be 'scene' or 'plain', not {self.backgrounds!r}")
         if self.max_images < 4:
             raise ValueError("max_images must be at least 4 (two cameras, two images each)")
 
@@ -86,7 +90,7 @@ class _Planner:
     def __init__(self, cfg: WorldConfig):
         self.cfg = cfg
         self.rng = np.random.default_rng([cfg.seed, 7919])
-        self.rigs = sample_rigs(self.rng, cfg.cameras)
+        self.rigs = sample_rigs(self.rng, cfg.cameras, cfg.nuisance, cfg.backgrounds)
         self.identities: list[dict] = []        # {"pid", "role", "split", "appearance"}
         self.records: list[dict] = []
         self.timeline = [0.0] * cfg.cameras     # seconds, per camera
