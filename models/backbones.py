@@ -1,14 +1,18 @@
-"""ResNet-50 backbones for re-ID: torchvision's ResNet-50 and IBN-a, both with a choosable last stride."""
+"""ResNet backbones for re-ID: torchvision's ResNet-18/34/50 and ResNet-50 IBN-a, all with a choosable
+last stride. ResNet-50 is the published setting; the smaller ones make CPU runs (the synthetic configs)
+fit in minutes."""
 from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import resnet50
+from torchvision.models import resnet18, resnet34, resnet50
 
 from .weights import WeightsError, read_state_dict, resolve_weights
 
 # File names and addresses of the ImageNet weights (torchvision's and the IBN-Net authors').
 IMAGENET_WEIGHTS = {
+    "resnet18": ("resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
+    "resnet34": ("resnet34-b627a593.pth", "https://download.pytorch.org/models/resnet34-b627a593.pth"),
     "resnet50": ("resnet50-0676ba61.pth", "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
     "resnet50_ibn_a": ("resnet50_ibn_a-d9d0bb7b.pth",
                        "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet50_ibn_a-d9d0bb7b.pth"),
@@ -30,22 +34,23 @@ class IBN(nn.Module):
 
 
 class ResNetBackbone(nn.Module):
-    """ResNet-50 trunk without pooling and classifier: image → (B, 2048, H/16, W/16) at last stride 1."""
-
-    out_channels = 2048
+    """ResNet trunk without pooling and classifier: image → (B, C, H/16, W/16) at last stride 1, with
+    C = 2048 for ResNet-50 and 512 for ResNet-18/34 (``out_channels``)."""
 
     def __init__(self, name: str = "resnet50", last_stride: int = 1, pretrained=False):
         super().__init__()
         if name not in IMAGENET_WEIGHTS:
             raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(IMAGENET_WEIGHTS)}")
-        net = resnet50()
+        net = {"resnet18": resnet18, "resnet34": resnet34}.get(name, resnet50)()
         if name == "resnet50_ibn_a":
             for layer in (net.layer1, net.layer2, net.layer3):  # IBN-a leaves layer4 with plain BN
                 for block in layer:
                     block.bn1 = IBN(block.bn1.num_features)
         block = net.layer4[0]
-        block.conv2.stride = (last_stride, last_stride)
+        strided = block.conv2 if hasattr(block, "conv3") else block.conv1  # bottleneck vs basic block
+        strided.stride = (last_stride, last_stride)
         block.downsample[0].stride = (last_stride, last_stride)
+        self.out_channels = net.fc.in_features
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.name = name

@@ -13,7 +13,7 @@ from .pooling import build_pooling
 
 class ReIDOutput(NamedTuple):
     logits: torch.Tensor     # (B, classes) identity scores
-    feature: torch.Tensor    # (B, 2048) pooled feature (used by the triplet loss)
+    feature: torch.Tensor    # (B, C) pooled backbone feature (used by the triplet loss)
     embedding: torch.Tensor  # (B, D) retrieval embedding
 
 

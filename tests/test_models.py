@@ -7,11 +7,13 @@ from torchvision.models import resnet50
 from models import IBN, GeM, ReIDNet, ResNetBackbone, WeightsError, build_pooling
 
 
+@pytest.mark.parametrize("name, channels", [("resnet50", 2048), ("resnet18", 512), ("resnet34", 512)])
 @pytest.mark.parametrize("last_stride, size", [(1, (4, 2)), (2, (2, 1))])
-def test_backbone_last_stride(last_stride, size):
-    net = ResNetBackbone("resnet50", last_stride=last_stride).eval()
+def test_backbone_last_stride(name, channels, last_stride, size):
+    net = ResNetBackbone(name, last_stride=last_stride).eval()
+    assert net.out_channels == channels
     with torch.no_grad():
-        assert net(torch.randn(1, 3, 64, 32)).shape == (1, 2048, *size)
+        assert net(torch.randn(1, 3, 64, 32)).shape == (1, channels, *size)
 
 
 def test_ibn_a_layout():

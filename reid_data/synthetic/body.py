@@ -231,9 +231,9 @@ def walking_pose(phase: float, stride: float = 1.0, arm_swing: float = 1.0,
     pose = np.zeros((NUM_JOINTS, 3))
     for side, ph in ((1, phase), (-1, phase + math.pi)):
         hip, knee, ankle = (L_HIP, L_KNEE, L_ANKLE) if side > 0 else (R_HIP, R_KNEE, R_ANKLE)
-        flex = 0.06 + 0.38 * stride * math.sin(ph)                 # thigh forward (+)
+        flex = 0.05 + 0.33 * stride * math.sin(ph)                 # thigh forward (+)
         swing_knee = max(0.0, math.sin(ph + 0.75 * math.pi)) ** 1.5
-        knee_flex = 0.08 + 0.95 * stride * swing_knee + 0.12 * max(0.0, math.sin(2 * ph))
+        knee_flex = 0.08 + 0.75 * stride * swing_knee + 0.1 * max(0.0, math.sin(2 * ph))
         pose[hip] = [-flex, 0.0, -side * 0.03]
         pose[knee] = [knee_flex, 0.0, 0.0]
         pose[ankle] = [-0.15 * stride * math.sin(ph + 0.5) + 0.25 * swing_knee * stride, 0, 0]

@@ -51,9 +51,9 @@ class WorldGroundTruth:
         self.doc = doc
         self.config = doc["config"]
         self.height, self.width = self.config["height"], self.config["width"]
-        self.cameras = [CameraRig.from_dict(c) for c in doc["cameras"]]
+        self.cameras = [CameraRig(**c) for c in doc["cameras"]]
         self.identities = doc["identities"]
-        self.appearances = [Appearance.from_dict(d["appearance"]) for d in self.identities]
+        self.appearances = [Appearance(**d["appearance"]) for d in self.identities]
         arrays = np.load(os.path.join(self.folder, "ground_truth.npz"))
         self.arrays = {k: arrays[k] for k in arrays.files}
         self.images = doc["images"]

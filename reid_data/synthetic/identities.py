@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import colorsys
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -99,13 +99,6 @@ class Appearance:
     duplicate_of: int = -1      # index of the identity this one copies (near duplicates)
     changed: str = ""           # the one detail that differs from that identity
     extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Appearance:
-        return cls(**d)
 
 
 def _pick(rng, palette: dict, column: int = 1):

@@ -22,7 +22,7 @@ rigs and the same backgrounds.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -56,13 +56,6 @@ class CameraRig:
     occlusion: float                # probability that an image is occluded
     paths: list                     # main walking directions (yaw, radians) seen by the camera
     background: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> CameraRig:
-        return cls(**d)
 
     def rotation(self) -> np.ndarray:
         return rig_rotation(self.pitch)
@@ -190,7 +183,8 @@ def _sample_background(rng, kind, farthest) -> dict:
         _shade(rng, (0.62, 0.74, 0.88) if rng.random() < 0.6 else (0.80, 0.82, 0.84)),
         "object_colors": [_shade(rng, pick(OBJECT_COLORS), val=0.3) for _ in range(4)],
         "tile": round(float(rng.uniform(0.4, 1.2)), 3),
-        "objects": int(rng.integers(3, 10)),
+        "objects": int(rng.integers(1, 6)),
+        "saturation": round(float(rng.uniform(0.4, 0.7)), 3),   # scenes are muted
         "indoor": indoor,
     }
 
@@ -325,6 +319,8 @@ def panorama(rig: CameraRig, scale: float) -> np.ndarray:
     for z, x, kind, (ow, oh), color in sorted(objects, key=lambda o: o[0]):
         _draw_object(img, rig, scale, x, z, ow, oh, color, kind)
 
+    grey = img.mean(-1, keepdims=True)
+    img = grey + (img - grey) * bg.get("saturation", 1.0)
     # soft vignetting
     yy, xx = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
     img *= (1 - 0.12 * (xx ** 2 + yy ** 2))[..., None]

@@ -359,9 +359,9 @@ def _write_ground_truth(out: Path, cfg, rigs, identities, records, arrays):
                        "body centre at x=z=0), turned by `yaw` about the vertical; pose row 0 "
                        "(global orientation) is zero; camera frame x right, y down, z forward: "
                        "x_cam = R x + t, pixel = K x_cam / z on the H x W crop",
-        "cameras": [r.to_dict() for r in rigs],
+        "cameras": [dataclasses.asdict(r) for r in rigs],
         "identities": [{"index": i, "pid": d["pid"], "role": d["role"], "split": d["split"],
-                        "appearance": d["appearance"].to_dict()}
+                        "appearance": dataclasses.asdict(d["appearance"])}
                        for i, d in enumerate(identities)],
         "images": [_json_record(r) for r in records],
     }
