@@ -3,6 +3,7 @@ re-rendering at another yaw, the CLI and the registry."""
 import json
 import os
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +193,7 @@ def test_near_duplicates_differ_in_one_detail():
         base, body = sample_identity(rng), sample_identity(rng)
         dup = near_duplicate(rng, base, 7, body)
         assert dup.duplicate_of == 7 and dup.changed in DETAILS and dup.betas == body.betas
-        a, b = base.to_dict(), dup.to_dict()
+        a, b = asdict(base), asdict(dup)
         differ = {k for k in a if a[k] != b[k]} - body_fields
         assert 1 <= len(differ) <= 3, (dup.changed, differ)   # one detail (and its colours)
         seen.add(dup.changed)
