@@ -4,6 +4,8 @@ from .pooling import GeM, build_pooling
 from .heads import BNNeck, IdHead
 from .reid_net import ReIDNet, ReIDOutput, build_reid_net
 from .weights import WeightsError
+from .dgnet import DGNet, build_dgnet, build_dgnet_from_state
 
 __all__ = ["IBN", "ResNetBackbone", "GeM", "build_pooling", "BNNeck", "IdHead", "ReIDNet",
-           "ReIDOutput", "build_reid_net", "WeightsError"]
+           "ReIDOutput", "build_reid_net", "WeightsError", "DGNet", "build_dgnet",
+           "build_dgnet_from_state"]

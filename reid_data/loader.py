@@ -5,6 +5,7 @@ from functools import partial
 from typing import Sequence
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
 from .records import Sample
@@ -41,7 +42,8 @@ def train_loader(dataset: ImageDataset, data_cfg, seed: int, start_batch: int = 
     """Endless loader of training batches starting at `start_batch` (the iteration resumed at).
 
     `labels` are the identities used for PK sampling (pseudo-labels for unsupervised methods);
-    by default the samples' own.
+    by default the samples' own. Under torch.distributed each process gets its own share of the
+    batches (as DistributedSampler would).
     """
     labels = [s.pid for s in dataset.samples] if labels is None else list(labels)
     camids = [s.camid for s in dataset.samples]
@@ -50,7 +52,9 @@ def train_loader(dataset: ImageDataset, data_cfg, seed: int, start_batch: int = 
                            camera_aware=data_cfg.camera_aware)
     else:
         epoch_fn = partial(shuffled_batches, len(dataset), data_cfg.batch_size)
-    stream = BatchStream(lambda rng: epoch_fn(rng=rng), seed, start_batch)
+    sharded = dist.is_available() and dist.is_initialized()
+    stream = BatchStream(lambda rng: epoch_fn(rng=rng), seed, start_batch,
+                         rank=dist.get_rank() if sharded else 0, world_size=dist.get_world_size() if sharded else 1)
     return DataLoader(dataset, batch_sampler=stream, num_workers=data_cfg.workers,
                       pin_memory=pin_memory, generator=_own_generator())
 

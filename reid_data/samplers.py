@@ -5,6 +5,7 @@ batch number: a run resumed at iteration n sees exactly the batches of a run tha
 """
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from typing import Callable, Iterator, Sequence
 
@@ -69,16 +70,24 @@ def _camera_round_robin(indices: list[int], camids: Sequence[int], rng: np.rando
 
 
 class BatchStream:
-    """Endless batches of indices for `DataLoader(batch_sampler=...)`, starting at batch `start`."""
+    """Endless batches of indices for `DataLoader(batch_sampler=...)`, starting at batch `start`.
 
-    def __init__(self, epoch_fn: EpochFn, seed: int, start: int = 0):
+    With `world_size` > 1 (data-parallel processes) the stream is dealt round-robin: at iteration i,
+    process `rank` gets batch i·world_size + rank of the one shared stream.
+    """
+
+    def __init__(self, epoch_fn: EpochFn, seed: int, start: int = 0, rank: int = 0, world_size: int = 1):
         self.epoch_fn, self.seed, self.start = epoch_fn, seed, start
+        self.rank, self.world_size = rank, world_size
 
     def epoch(self, number: int) -> list[list[int]]:
         return self.epoch_fn(np.random.default_rng([self.seed, number]))
 
     def __iter__(self) -> Iterator[list[int]]:
-        skip, number = self.start, 0
+        return itertools.islice(self._all(self.start * self.world_size + self.rank), 0, None, self.world_size)
+
+    def _all(self, skip: int) -> Iterator[list[int]]:
+        number = 0
         while True:
             batches = self.epoch(number)
             if not batches:

@@ -70,8 +70,13 @@ class BatchAugment:
             images = torch.where(flip, images.flip(3), images)
         images = normalize(images)
         if self.erasing > 0:
-            images = images.masked_fill(self._erase_mask(b, h, w).to(images.device).unsqueeze(1), 0.0)
+            images = self.erase(images)
         return images
+
+    def erase(self, images: torch.Tensor) -> torch.Tensor:
+        """Random erasing alone, on normalised images (DG-Net erases only its identity-loss inputs)."""
+        b, _, h, w = images.shape
+        return images.masked_fill(self._erase_mask(b, h, w).to(images.device).unsqueeze(1), 0.0)
 
     def _pad_crop(self, images: torch.Tensor) -> torch.Tensor:
         b, _, h, w = images.shape

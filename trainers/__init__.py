@@ -1,8 +1,9 @@
 """Training methods, chosen by the config's `trainer:` key."""
 from .base import Trainer, TrainingStopped
 from .teacher import TeacherTrainer
+from .dgnet import DGNetTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer,)}
+TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer, DGNetTrainer)}
 
 
 def build_trainer(cfg, run_dir) -> Trainer:

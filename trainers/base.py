@@ -1,4 +1,5 @@
-"""The training loop every method shares: device, mixed precision, checkpoints, logging, progress.
+"""The training loop every method shares: device, mixed precision, checkpoints, logging, progress,
+and data-parallel processes under `torchrun` (only rank 0 writes logs and checkpoints).
 
 A method subclasses `Trainer` and fills in `build`, `batches`, `train_step` and `evaluate`.
 It never parses the command line: it gets a resolved config and a run folder.
@@ -18,7 +19,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 
 
 class TrainingStopped(RuntimeError):
@@ -26,11 +27,14 @@ class TrainingStopped(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
+    """`auto` and `cuda` mean this process's GPU: its local rank's under torchrun."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainingStopped(f"run.device is {name!r} but no CUDA device is available; use cpu or auto")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", distributed.env_world()[1])
     return device
 
 
@@ -65,6 +69,10 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.device = resolve_device(cfg.run.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self._owns_process_group = distributed.init(self.device)
+        self.is_main = distributed.rank() == 0
         if cfg.run.threads > 0:
             torch.set_num_threads(cfg.run.threads)
         seed_everything(cfg.run.seed)
@@ -102,8 +110,12 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
 
     def optimize(self, loss: torch.Tensor, *names: str) -> None:
-        """Backward and step for the named optimizers; a non-finite loss stops the run first."""
-        if not torch.isfinite(loss):
+        """Backward and step for the named optimizers; a non-finite loss (in any process) stops the run first.
+
+        A method may call it several times per iteration (a GAN: discriminator, then generator); each
+        call updates the loss scale, and a step the scaler skips (float16 overflow) is counted.
+        """
+        if not distributed.all_finite(loss):
             raise TrainingStopped(
                 f"the loss became {loss.item()} at iteration {self.iteration + 1}; the run stopped "
                 f"without saving, so the last checkpoint in {self.checkpoint_dir} is intact "
@@ -111,15 +123,20 @@ class Trainer:
         for name in names:
             self.optimizers[name].zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        distributed.average_gradients(p for name in names for group in self.optimizers[name].param_groups
+                                      for p in group["params"])
         scale = self.scaler.get_scale()
         for name in names:
             self.scaler.step(self.optimizers[name])
         self.scaler.update()
-        if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
-            self.skipped_steps += 1  # float16 overflow: the scaler skipped this step
-        for name in names:
-            if name in self.schedulers:
-                self.schedulers[name].step()
+        skipped = self.scaler.is_enabled() and self.scaler.get_scale() < scale
+        self.skipped_steps += skipped  # float16 overflow: the scaler skipped this step
+        with warnings.catch_warnings():
+            if skipped:  # the schedule follows the iteration, stepped or not: torch's warning does not apply
+                warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            for name in names:
+                if name in self.schedulers:
+                    self.schedulers[name].step()
 
     # --- checkpoints -----------------------------------------------------------------------
     @property
@@ -171,11 +188,13 @@ class Trainer:
         """Train to run.max_iter; returns the losses of every iteration run here."""
         run = self.cfg.run
         history = []
-        writer = SummaryWriter(str(self.run_dir))
+        distributed.broadcast_modules(self.modules.values())
+        main = self.is_main  # the other processes train and write nothing
+        writer = SummaryWriter(str(self.run_dir)) if main else None
         batches = self.batches(self.iteration)
         try:
             with tqdm(total=run.max_iter, initial=self.iteration, desc=self.name, dynamic_ncols=True,
-                      mininterval=2.0) as bar:
+                      mininterval=2.0, disable=not main) as bar:
                 while self.iteration < run.max_iter:
                     for module in self.modules.values():
                         module.train()
@@ -183,6 +202,8 @@ class Trainer:
                     self.iteration += 1
                     history.append(losses)
                     bar.update(1)
+                    if not main:
+                        continue
                     if self.iteration % run.log_every == 0 or self.iteration == run.max_iter:
                         self._log(writer, losses)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
@@ -193,11 +214,16 @@ class Trainer:
                         self.save_checkpoint()
                     if run.eval_every and self.iteration % run.eval_every == 0 and self.iteration < run.max_iter:
                         self._evaluate_and_log(writer)
-            self.save_checkpoint()
-            self._evaluate_and_log(writer)
+            if main:
+                self.save_checkpoint()
+                self._evaluate_and_log(writer)
         finally:
             del batches  # stops the loader's worker processes
-            writer.close()
+            if writer is not None:
+                writer.close()
+            if self._owns_process_group:
+                torch.distributed.destroy_process_group()
+                self._owns_process_group = False
         return history
 
     def _log(self, writer: SummaryWriter, losses: dict[str, float]) -> None:

@@ -1,0 +1,107 @@
+"""DG-Net training iteration time and peak memory at the paper's setting (configs/latest.yaml).
+
+    python bench/bench_dgnet.py [--sizes 256x128 128x64] [--batch 8] [--iters 4] [--warmup 2]
+
+One JSON line per size and precision (fp32, then amp), appended to bench/results/dgnet.jsonl:
+median seconds per iteration (discriminator step + generator/appearance-encoder step, every loss
+term on, as after the warm-up) and the peak resident memory of a process that ran only that
+setting. Random init (no ImageNet file needed) on a generated toy set in the Market layout at
+the measured size, with an untrained teacher. On a CPU without native bfloat16 `run.amp` falls
+back to float32 (the trainer warns); the line says which precision actually ran.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from configs.loader import load_config  # noqa: E402
+from reid_data.toy import write_toy_market  # noqa: E402
+from trainers import build_trainer  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "dgnet.jsonl"
+
+
+def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: int, device: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "toy"
+        write_toy_market(str(data), num_ids=4 * batch + 4, images_per_id=6, height=height, width=width)
+        common = ["data.dataset=toy", f"data.root={data}", "data.workers=0", f"run.log_dir={tmp}/logs",
+                  "model.pretrained=false", f"run.device={device}"]
+        teacher_cfg = load_config(ROOT / "configs" / "market1501-teacher.yaml",
+                                  ["run.name=teacher", "model.pretrained=false", *common])
+        teacher = build_trainer(teacher_cfg, Path(tmp) / "logs" / "teacher").save_checkpoint()
+        cfg = load_config(ROOT / "configs" / "latest.yaml", [
+            f"data.height={height}", f"data.width={width}", f"data.batch_size={batch}", f"run.amp={str(amp).lower()}",
+            f"dgnet.teacher={teacher}", "dgnet.warm_iter=0", "dgnet.warm_teacher_iter=0", "run.name=bench", *common])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            trainer = build_trainer(cfg, Path(tmp) / "logs" / "bench")
+        trainer.iteration = 10_000  # past the ramps: every term is computed
+        batches = trainer.batches(0)
+        times = []
+        for i in range(warmup + iters):
+            batch_items = next(batches)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            trainer.train_step(batch_items)
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        precision = {None: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[trainer.amp_dtype]
+        row = {"bench": "dgnet_train_iteration", "height": height, "width": width, "batch": batch,
+               "amp": amp, "precision": precision, "device": str(trainer.device),
+               "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
+               "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+               "skipped_steps": trainer.skipped_steps}
+        if trainer.device.type == "cuda":
+            row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
+        if amp and trainer.amp_dtype is None:
+            row["note"] = "run.amp fell back to float32: " + "; ".join(str(w.message) for w in caught)[:160]
+        return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["256x128", "128x64"])
+    parser.add_argument("--batch", type=int, default=8, help="images per side (the paper: 8)")
+    parser.add_argument("--iters", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--one", nargs=3, metavar=("H", "W", "AMP"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:  # one setting in this process, so that its peak memory is its own
+        h, w, amp = int(args.one[0]), int(args.one[1]), args.one[2] == "1"
+        print(json.dumps(measure(h, w, args.batch, amp, args.iters, args.warmup, args.device)))
+        return
+    for size in args.sizes:
+        h, w = (int(v) for v in size.split("x"))
+        for amp in (False, True):
+            out = subprocess.run([sys.executable, __file__, "--one", str(h), str(w), str(int(amp)),
+                                  "--batch", str(args.batch), "--iters", str(args.iters),
+                                  "--warmup", str(args.warmup), "--device", args.device],
+                                 capture_output=True, text=True, check=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            row.update(threads=torch.get_num_threads(), cpus=os.cpu_count(), load_1min=round(os.getloadavg()[0], 2),
+                       machine=platform.machine(), torch=torch.__version__)
+            print(json.dumps(row), flush=True)
+            RESULTS.parent.mkdir(exist_ok=True)
+            with open(RESULTS, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()

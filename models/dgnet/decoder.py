@@ -1,0 +1,44 @@
+"""AdaIN decoder: a structure map and an appearance code → an image."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import AdaINResBlock, GroupedMLP, conv, init_kaiming
+
+
+class Decoder(nn.Module):
+    """`n_res` AdaIN residual blocks → 2 × (nearest upsample ×2, 5×5 conv, layer norm) → convs to RGB.
+
+    The AdaIN scales and biases of the 2·n_res norms come from the appearance code (B, C, S): each of
+    the S stripes has its own MLP for scales and its own for biases (C → mlp_dim → mlp_dim → its share
+    of the parameters), so with the paper's S = n_res = 4 stripe s drives residual block s.
+    """
+
+    def __init__(self, dim: int, code_dim: int, stripes: int, mlp_dim: int = 512, n_res: int = 4):
+        super().__init__()
+        per_kind = 2 * n_res * dim  # scales (or biases) for all AdaIN layers
+        if per_kind % stripes:
+            raise ValueError(f"{stripes} stripes cannot share the {per_kind} AdaIN scales of {n_res} blocks "
+                             f"of width {dim} evenly")
+        self.stripes, self.n_res, self.dim = stripes, n_res, dim
+        # groups 0..S-1 give scales, S..2S-1 biases, each from its own stripe
+        self.mlp = GroupedMLP(2 * stripes, [code_dim, mlp_dim, mlp_dim, per_kind // stripes])
+        self.blocks = nn.ModuleList([AdaINResBlock(dim) for _ in range(n_res)])
+        self.upsample = nn.Sequential(
+            nn.Upsample(scale_factor=2), conv(dim, dim // 2, 5, norm="ln"),
+            nn.Upsample(scale_factor=2), conv(dim // 2, dim // 4, 5, norm="ln"),
+            conv(dim // 4, dim // 4, 3), conv(dim // 4, dim // 4, 3),
+            nn.Conv2d(dim // 4, 3, 1))
+        init_kaiming(self)
+
+    def forward(self, structure: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        b = code.shape[0]
+        stripes = code.transpose(1, 2)  # (B, S, C)
+        params = self.mlp(torch.cat([stripes, stripes], dim=1))
+        scales = params[:, :self.stripes].reshape(b, self.n_res, 2, self.dim)
+        biases = params[:, self.stripes:].reshape(b, self.n_res, 2, self.dim)
+        x = structure
+        for i, block in enumerate(self.blocks):
+            x = block(x, scales[:, i], biases[:, i])
+        return self.upsample(x)

@@ -1,0 +1,197 @@
+"""The dgnet trainer at tiny size: every loss term, which parameters move, mixed precision, exact
+resume, clear errors, and two data-parallel processes."""
+import contextlib
+import itertools
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from configs.loader import load_config
+from reid_data import DatasetError
+from trainers import TrainingStopped, build_trainer
+from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
+from trainers.cli import USER_ERRORS
+
+REPO = Path(__file__).resolve().parents[1]
+ALL_TERMS = {"adv", "recon_x", "recon_xp", "id", "pid", "fine_id", "recon_id", "recon_f", "recon_s", "cycle",
+             "teacher", "fine_structure", "dis", "dis_gp"}
+
+
+def run_dir(cfg):
+    return Path(cfg.run.log_dir) / cfg.run.name
+
+
+@pytest.fixture
+def dgnet_cfg(tmp_path):
+    """A tiny DG-Net config on the toy set (2 identities a side) with an untrained teacher checkpoint;
+    every ramped weight is on from the second iteration."""
+    common = ["data.dataset=toy", f"data.root={tmp_path / 'data'}", "data.height=64", "data.width=32",
+              "data.workers=0", "data.test_batch_size=64", "augment.pad=4", "run.device=cpu",
+              f"run.log_dir={tmp_path / 'logs'}", "model.backbone=resnet18"]
+    teacher_cfg = load_config(None, ["trainer=teacher", "run.name=teacher", *common])
+    teacher = build_trainer(teacher_cfg, run_dir(teacher_cfg))
+    teacher_ckpt = teacher.save_checkpoint()
+
+    def make(*overrides):
+        return load_config(None, [
+            "trainer=dgnet", "run.name=dgnet", "data.batch_size=2", "run.max_iter=4", "run.log_every=1",
+            "run.checkpoint_every=2", f"dgnet.teacher={teacher_ckpt}", "dgnet.warm_iter=0",
+            "dgnet.warm_teacher_iter=0", "dgnet.warm_scale=0.5", "gen.dim=4", "gen.mlp_dim=16", "gen.n_res=2",
+            "dis.dim=4", "dis.n_res=1", "dgnet.stripes=2", "optim.lr=0.01", *common, *overrides])
+    return make
+
+
+def snapshot(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module, prefix=""):
+    after = module.state_dict()
+    return {k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])}
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_steps_train_what_they_should(dgnet_cfg, amp):
+    cfg = dgnet_cfg(f"run.amp={str(amp).lower()}", "run.max_iter=2")
+    with fp32_fallback_warning(amp):
+        trainer = build_trainer(cfg, run_dir(cfg))
+    net = trainer.net
+    before, teacher_before = snapshot(net), snapshot(trainer.teacher)
+    history = trainer.fit()
+    assert ALL_TERMS <= set(history[-1])  # ramped terms are on by the second iteration
+    assert all(math.isfinite(v) for h in history for v in h.values())
+    params = dict(net.named_parameters())
+    for part in ("appearance.backbone.", "appearance.head.", "appearance.fine_head.", "structure.", "decoder.",
+                 "discriminator."):
+        moved = changed(before, net, part) & set(params)
+        assert moved == {k for k in params if k.startswith(part)}, part
+    assert not changed(teacher_before, trainer.teacher)  # the teacher is frozen, BN statistics included
+
+
+def test_each_optimizer_holds_only_its_networks(dgnet_cfg):
+    cfg = dgnet_cfg()
+    trainer = build_trainer(cfg, run_dir(cfg))
+    net = trainer.net
+    owned = {name: {id(p) for g in opt.param_groups for p in g["params"]} for name, opt in trainer.optimizers.items()}
+    assert owned["dis"] == {id(p) for p in net.discriminator.parameters()}
+    assert owned["gen"] == {id(p) for p in [*net.structure.parameters(), *net.decoder.parameters()]}
+    assert owned["appearance"] == {id(p) for p in net.appearance.parameters()}
+    heads = trainer.optimizers["appearance"].param_groups
+    assert heads[1]["lr"] == pytest.approx(10 * heads[0]["lr"])
+    assert trainer.weights(0) == {"recon_f": 0.0, "recon_s": 0.0, "cycle": 0.0, "teacher": 0.0}
+    assert trainer.weights(3) == {"recon_f": 1.0, "recon_s": 1.0, "cycle": 1.5, "teacher": 1.5}
+    assert cfg.dgnet.warm_scale == 0.5  # the ramp never writes to the config
+
+
+def test_uninterrupted_equals_resumed(dgnet_cfg):
+    full_cfg = dgnet_cfg("run.name=full")
+    full = build_trainer(full_cfg, run_dir(full_cfg)).fit()
+    cfg = dgnet_cfg("run.name=split", "run.max_iter=2")
+    first = build_trainer(cfg, run_dir(cfg)).fit()
+    ckpt = run_dir(cfg) / "checkpoints" / "last.pt"
+    trainer = build_trainer(dgnet_cfg("run.name=split"), run_dir(cfg))
+    trainer.load_checkpoint(ckpt)
+    second = trainer.fit()
+    assert first + second == full  # every loss and weight, exactly, on CPU
+    a = load_checkpoint_file(run_dir(full_cfg) / "checkpoints" / "last.pt")
+    b = load_checkpoint_file(ckpt)
+    assert set(a["modules"]) == {"dgnet"}
+    assert all(torch.equal(a["modules"]["dgnet"][k], b["modules"]["dgnet"][k]) for k in a["modules"]["dgnet"])
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tags = EventAccumulator(str(run_dir(full_cfg))).Reload().Tags()
+    assert {"train/recon_x", "train/w_teacher", "train/dis_gp", "lr/gen_0", "lr/appearance_1",
+            "eval/mAP"} <= set(tags["scalars"])
+    assert {"train/swaps", "test/swaps"} <= set(tags["images"])
+
+
+def test_scaler_overflow_skips_steps_and_goes_on(dgnet_cfg):
+    cfg = dgnet_cfg("run.max_iter=3")
+    trainer = build_trainer(cfg, run_dir(cfg))
+    # float16-like overflow on CPU: a scale so large that the scaled gradients become infinite
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 126, growth_interval=1000)
+    history = trainer.fit()
+    assert trainer.skipped_steps >= 1
+    assert all(math.isfinite(h["loss"]) for h in history)
+    assert all(torch.isfinite(p).all() for p in trainer.net.parameters())
+    assert load_checkpoint_file(run_dir(cfg) / "checkpoints" / "last.pt")["skipped_steps"] == trainer.skipped_steps
+
+
+def test_nan_stops_with_the_last_checkpoint_intact(dgnet_cfg):
+    cfg = dgnet_cfg("run.max_iter=2")
+    build_trainer(cfg, run_dir(cfg)).fit()
+    ckpt = run_dir(cfg) / "checkpoints" / "last.pt"
+    before = ckpt.read_bytes()
+    trainer = build_trainer(dgnet_cfg(), run_dir(cfg))
+    trainer.load_checkpoint(ckpt)
+    with torch.no_grad():
+        trainer.net.decoder.upsample[-1].weight.fill_(float("nan"))
+    with pytest.raises(TrainingStopped, match="last checkpoint .* is intact"):
+        trainer.fit()
+    assert ckpt.read_bytes() == before
+
+
+def test_missing_teacher_and_missing_market_are_one_sentence(dgnet_cfg, tmp_path):
+    with pytest.raises(CheckpointError, match=r"needs a teacher checkpoint but dgnet.teacher \(.*nowhere.pt\) "
+                                              r"does not exist; train one first") as err:
+        build_trainer(dgnet_cfg(f"dgnet.teacher={tmp_path / 'nowhere.pt'}"), tmp_path / "run")
+    assert isinstance(err.value, USER_ERRORS) and "\n" not in str(err.value)
+    fp16 = load_config(REPO / "configs" / "latest-fp16.yaml", [f"data.root={tmp_path / 'empty'}", "run.device=cpu"])
+    plain = load_config(REPO / "configs" / "latest.yaml", [f"data.root={tmp_path / 'empty'}", "run.device=cpu"])
+    assert {**fp16.to_dict(), "run": None} == {**plain.to_dict(), "run": None}
+    assert {k for k in fp16.run if fp16.run[k] != plain.run[k]} == {"amp"}
+    with fp32_fallback_warning(True), pytest.raises(DatasetError) as err:
+        build_trainer(fp16, tmp_path / "run")
+    message = str(err.value)
+    assert "Market-1501" in message and str(tmp_path / "empty") in message
+    assert "configs/synthetic-dgnet.yaml" in message and "\n" not in message
+
+
+def test_batch_stream_shards_deal_the_one_stream():
+    from reid_data import BatchStream, shuffled_batches
+    epoch = lambda rng: shuffled_batches(10, 2, rng)  # noqa: E731
+    whole = list(itertools.islice(iter(BatchStream(epoch, seed=3, start=2)), 8))
+    shards = [list(itertools.islice(iter(BatchStream(epoch, seed=3, start=1, rank=r, world_size=2)), 4))
+              for r in (0, 1)]
+    assert [b for pair in zip(*shards) for b in pair] == whole
+
+
+def _ddp_worker(rank, world, port, cfg_dict, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    cfg = load_config(cfg_dict)
+    trainer = build_trainer(cfg, run_dir(cfg))
+    batches = trainer.batches(0)
+    first = next(batches)["index"].tolist()
+    del batches
+    history = trainer.fit()
+    torch.save({"first_batch": first, "history": history, "state": trainer.net.state_dict()}, out / f"rank{rank}.pt")
+
+
+def test_two_gloo_processes_train_in_step(dgnet_cfg, tmp_path):
+    cfg = dgnet_cfg("run.max_iter=2", "run.name=ddp")
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, cfg.to_dict(), tmp_path), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    assert not set(r0["first_batch"]) & set(r1["first_batch"])  # each process its own share of the stream
+    for key, value in r0["state"].items():  # identical parameters after the averaged steps
+        if "running_" not in key and "num_batches" not in key:
+            assert torch.allclose(value, r1["state"][key], atol=1e-6), key
+    assert r0["history"] != r1["history"]  # different data, so different losses
+    files = sorted(p.name for p in (run_dir(cfg) / "checkpoints").iterdir())
+    assert files == ["iter_0000002.pt", "last.pt"]
+    assert len(list(run_dir(cfg).glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
+
+
+def fp32_fallback_warning(amp):
+    """run.amp on a CPU without native bfloat16 warns that it trains in float32."""
+    if amp and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return pytest.warns(UserWarning, match="float32")
+    return contextlib.nullcontext()

@@ -1,0 +1,95 @@
+"""DG-Net networks and loss pieces at tiny size: the contract the trainer and visual tools use."""
+import pytest
+import torch
+
+from configs.loader import load_config
+from models import build_dgnet, build_dgnet_from_state
+from trainers.dgnet_losses import TEACHER_STYLES, frozen, gradient_penalty, ramp, teacher_targets
+
+
+def tiny_net_cfg(*overrides):
+    return load_config(None, ["model.backbone=resnet18", "gen.dim=4", "gen.mlp_dim=16", "gen.n_res=2",
+                              "dis.dim=4", "dis.n_res=1", "dgnet.stripes=2", *overrides])
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    return build_dgnet(tiny_net_cfg(), num_classes=5).eval()
+
+
+def test_contract_shapes_and_swap(net):
+    x = torch.randn(3, 3, 64, 32)
+    with torch.no_grad():
+        code = net.encode_appearance(x).code
+        structure = net.encode_structure(x)
+        assert code.shape == (3, 512, 2)           # ResNet-18 width × stripes
+        assert structure.shape == (3, 32, 16, 8)   # 8·gen.dim at 1/4
+        assert torch.equal(net.encode_structure(x), net.encode_structure(x.mean(1, keepdim=True).expand_as(x)))
+        out = net.decode(structure, code.flip(0))
+        assert out.shape == x.shape
+        assert torch.equal(net.swap(x, x.flip(0)), out)
+        assert [s.shape[-2:] for s in net.discriminator(out)] == [(16, 8), (8, 4), (4, 2)]
+
+
+def test_state_round_trip_and_code_width_follows_the_backbone(net):
+    again = build_dgnet_from_state(tiny_net_cfg(), net.state_dict()).eval()
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        assert torch.equal(again.swap(x, x.flip(0)), net.swap(x, x.flip(0)))
+    wide = build_dgnet(tiny_net_cfg("model.backbone=resnet50", "dgnet.stripes=4", "gen.n_res=4"), 3)
+    assert wide.appearance.code_dim == 2048 and wide.decoder.mlp.weights[0].shape == (8, 2048, 16)
+    with pytest.raises(ValueError, match="stripes"):
+        build_dgnet(tiny_net_cfg("dgnet.stripes=3"), 3)
+
+
+def test_bfloat16_autocast_forward(net):
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net.swap(x, x.flip(0))
+        scores = net.discriminator(out)
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
+    assert all(torch.isfinite(s.float()).all() for s in scores)
+
+
+def test_frozen_call_reaches_the_input_only():
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train()
+    stats = module[1].running_mean.clone()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    frozen(module)(x).square().mean().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in module.parameters())
+    assert torch.equal(module[1].running_mean, stats)
+
+
+def test_gradient_penalty_matches_the_definition():
+    x = torch.randn(3, 2, requires_grad=True)
+    scores = [(x ** 2).sum(1), 3 * x.sum(1)]  # gradients 2x and 3
+    expected = (4 * x.detach() ** 2).sum(1).mean() + 9 * 2
+    assert torch.allclose(gradient_penalty(scores, x), expected)
+
+
+def test_ramp_is_a_function_of_the_iteration():
+    assert ramp(100, 100, 0.5, 2.0) == 0.0
+    assert ramp(103, 100, 0.5, 2.0) == 1.5
+    assert ramp(10_000, 100, 0.5, 2.0) == 2.0
+
+
+@pytest.mark.parametrize("style", TEACHER_STYLES)
+def test_teacher_targets_are_distributions(style):
+    torch.manual_seed(0)
+    from models import build_reid_net
+    teacher = build_reid_net(load_config(None, ["model.backbone=resnet18"]).model, 6).eval()
+    images = torch.randn(4, 3, 64, 32)
+    a, s = torch.tensor([0, 1, 2, 3]), torch.tensor([2, 3, 0, 1])
+    target = teacher_targets(teacher, images, style, 6, a, s)
+    assert target.shape == (4, 6) and torch.allclose(target.sum(1), torch.ones(4))
+    if style == "appearance":
+        assert torch.equal(target.argmax(1), a)
+    if style == "two_label":
+        outside = torch.ones(4, 6, dtype=torch.bool)
+        outside[torch.arange(4), a] = outside[torch.arange(4), s] = False
+        assert target[outside].abs().sum() == 0
+    if style == "uniform":
+        assert torch.allclose(target, torch.full((4, 6), 1 / 6))

@@ -1,0 +1,234 @@
+"""`trainer: dgnet` — DG-Net: joint discriminative and generative re-ID learning (Zheng et al., CVPR 2019).
+
+Each iteration loads B identity pairs for side a and B for side b (all 2B identities distinct), with a
+positive (another image of the same person) for each. The generator re-draws every image from its
+structure and its own, its positive's, and the other side's appearance code; the discriminator is
+stepped on those cross-identity images, then the generator and the appearance encoder together.
+
+Terms that need a network frozen (appearance and structure re-encoding of generated images, the
+discriminator's verdict for the generator, the teacher) call it through `frozen`: its parameters
+detached in place, never a copy of the network. The warm-up weights are functions of the iteration.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+from configs.loader import Config, ConfigError, load_config
+from models import build_dgnet, build_reid_net
+from reid_data import BatchAugment, DatasetError, ImageDataset, build_dataset, denormalize, normalize, train_loader
+from reid_eval.evaluator import evaluate_embedding
+
+from . import checkpoint
+from .base import Trainer
+from .dgnet_losses import (frozen, gradient_penalty, lsgan_discriminator, lsgan_generator, ramp,
+                           teacher_targets)
+from .optim import build_optimizer, build_scheduler
+
+# The a and b sides' losses are summed in the paper; ours are means over both sides at once.
+SIDES = 2
+GRID_COLUMNS = 8
+
+
+class DGNetTrainer(Trainer):
+    name = "dgnet"
+
+    def build(self) -> None:
+        cfg, d = self.cfg, self.cfg.dgnet
+        try:
+            self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split)
+        except DatasetError as e:
+            raise DatasetError(f"{e} (to try DG-Net without it: configs/synthetic-dgnet.yaml)") from None
+        self.num_classes = self.data.num_train_pids
+        if self.num_classes < 2 * cfg.data.batch_size:
+            raise ConfigError(f"a DG-Net batch needs {2 * cfg.data.batch_size} identities (data.batch_size "
+                              f"{cfg.data.batch_size} on each side) but the data have {self.num_classes}")
+        self.net = build_dgnet(cfg, self.num_classes).to(self.device)
+        self.teacher = None
+        if d.teacher_style in ("soft", "one_hot", "two_label"):
+            self.teacher = load_teacher(d.teacher, self.num_classes, self.device)
+        net = self.net
+        adam = dict(betas=(d.beta1, 0.999), weight_decay=cfg.optim.weight_decay)
+        self.optimizers = {
+            "dis": torch.optim.Adam(net.discriminator.parameters(), lr=cfg.dis.lr, **adam),
+            "gen": torch.optim.Adam([*net.structure.parameters(), *net.decoder.parameters()], lr=cfg.gen.lr, **adam),
+            "appearance": build_optimizer(cfg.optim, [
+                {"params": net.appearance.backbone.parameters(), "lr_mult": cfg.optim.backbone_lr_mult},
+                {"params": net.appearance.new_parameters(), "lr_mult": 1.0}]),
+        }
+        self.schedulers = {k: build_scheduler(o, cfg.optim) for k, o in self.optimizers.items()}
+        # Random erasing touches only the identity losses' inputs, so it is a separate step.
+        self.augment = BatchAugment(cfg.augment.flip, cfg.augment.pad, 0.0, seed=cfg.run.seed)
+        self.eraser = BatchAugment(0.0, 0, cfg.augment.erasing, seed=cfg.run.seed + 1)
+        self.modules = {"dgnet": self.net}
+        self.stateful = {"augment": self.augment, "eraser": self.eraser}
+        self._test_images = None
+
+    def batches(self, start: int):
+        cfg = self.cfg
+        # 2B identities × 2 images: anchor and positive of each, a's identities then b's.
+        data_cfg = Config({**cfg.data.to_dict(), "batch_size": 4 * cfg.data.batch_size, "instances": 2})
+        dataset = ImageDataset(self.data.train, cfg.data.height, cfg.data.width)
+        return iter(train_loader(dataset, data_cfg, cfg.run.seed, start, pin_memory=self.device.type == "cuda"))
+
+    def weights(self, iteration: int) -> dict[str, float]:
+        """The ramped loss weights at `iteration` (a pure function of it, so resuming continues the ramp)."""
+        d = self.cfg.dgnet
+        code = ramp(iteration, d.warm_iter, d.warm_scale, d.max_w)
+        return {"recon_f": code, "recon_s": code, "cycle": ramp(iteration, d.warm_iter, d.warm_scale, d.max_cyc_w),
+                "teacher": ramp(iteration, d.warm_teacher_iter, d.warm_scale, d.max_teacher_w)}
+
+    def train_step(self, batch) -> dict[str, float]:
+        d, net = self.cfg.dgnet, self.net
+        images = self.augment(batch["image"].to(self.device, non_blocking=True))
+        pids = batch["pid"].to(self.device, non_blocking=True)
+        real, positive, ids = images[0::2], images[1::2], pids[0::2]  # sides a then b
+        ids_swapped = other_side(ids)
+        w = self.weights(self.iteration)
+
+        with self.autocast():
+            both = torch.cat([real, positive])
+            if self.cfg.augment.erasing > 0:
+                with torch.no_grad():
+                    codes = net.encode_appearance(both).code
+                encoded = net.encode_appearance(self.eraser.erase(both))
+            else:
+                encoded = net.encode_appearance(both)
+                codes = encoded.code.detach()
+            # The code the decoder gets is detached, as in the paper's code: the appearance encoder
+            # learns from the identity losses, the image losses train the generator around it.
+            code, code_pos = codes.chunk(2)
+            structure = net.encode_structure(real)
+            n = len(real)
+            # self, positive and cross reconstructions in one batch; fake[i] has i's appearance, its partner's structure
+            out = net.decode(torch.cat([structure, structure, other_side(structure)]), torch.cat([code, code_pos, code]))
+            recon, recon_pos, fake = out.float().split(n)
+
+        # discriminator step on the detached cross-identity images
+        with self.autocast():
+            real_in = real.detach().requires_grad_(True)
+            real_scores = net.discriminator(real_in)
+            d_adv = lsgan_discriminator(net.discriminator(fake.detach()), real_scores)
+            d_gp = gradient_penalty(real_scores, real_in)
+        self.optimize(SIDES * d.gan_w * (d_adv + self.cfg.dis.gp_weight * d_gp), "dis")
+
+        # generator + appearance encoder step
+        with self.autocast():
+            again = frozen(net.appearance)(fake, dropout=False)  # gradients reach the generated images only
+            losses = {
+                "adv": lsgan_generator(frozen(net.discriminator)(fake)),
+                "recon_x": F.l1_loss(recon, real),
+                "recon_xp": F.l1_loss(recon_pos, real),
+                "id": F.cross_entropy(encoded.logits[:n].float(), ids),
+                "pid": F.cross_entropy(encoded.logits[n:].float(), ids),
+                "fine_id": F.cross_entropy(encoded.fine_logits[:n].float(), ids),
+                "recon_id": F.cross_entropy(again.logits.float(), ids),
+            }
+            if w["recon_f"] > 0:
+                losses["recon_f"] = F.l1_loss(again.code.float(), code.float())
+            if w["recon_s"] > 0 or w["cycle"] > 0:
+                if torch.rand(()) < d.encoder_again:  # the encoder learns; the image is a fixed input
+                    structure_again = net.encode_structure(fake.detach())
+                else:  # the image learns through the frozen encoder
+                    structure_again = frozen(net.structure)(fake)
+                losses["recon_s"] = F.l1_loss(structure_again.float(), other_side(structure).detach().float())
+                if w["cycle"] > 0:
+                    cycle = net.decode(other_side(structure_again), again.code)
+                    losses["cycle"] = F.l1_loss(cycle.float(), real)
+            if w["teacher"] > 0:
+                student = net.encode_appearance(fake.detach())
+                target = teacher_targets(frozen(self.teacher), fake.detach(), d.teacher_style, self.num_classes,
+                                         ids, ids_swapped)
+                losses["teacher"] = F.kl_div(student.logits.float().log_softmax(1), target, reduction="batchmean")
+                losses["fine_structure"] = F.cross_entropy(student.fine_logits.float(), ids_swapped)
+        total = (d.gan_w * losses["adv"] + d.recon_x_w * losses["recon_x"] + d.recon_xp_w * losses["recon_xp"]
+                 + d.id_w * (losses["id"] + w["teacher"] * d.B_w * losses["fine_id"])
+                 + d.pid_w * losses["pid"] + d.recon_id_w * losses["recon_id"]
+                 + w["recon_f"] * losses.get("recon_f", 0.0) + w["recon_s"] * losses.get("recon_s", 0.0)
+                 + w["cycle"] * losses.get("cycle", 0.0)
+                 + w["teacher"] * (losses.get("teacher", 0.0) + d.B_w * losses.get("fine_structure", 0.0)))
+        self.optimize(SIDES * total, "gen", "appearance")
+
+        self._last = {"real": real.detach(), "recon": recon.detach(), "fake": fake.detach()}
+        accuracy = (encoded.logits[:n].argmax(1) == ids).float().mean()
+        return {"loss": SIDES * total.item(), "dis": d_adv.item(), "dis_gp": d_gp.item(),
+                **{k: v.item() for k, v in losses.items()}, "accuracy": accuracy.item(),
+                **{f"w_{k}": v for k, v in w.items()}}
+
+    def images(self) -> dict[str, torch.Tensor]:
+        """Rows: appearance donors, their reconstructions, structure donors, and the swaps (the
+        structure of the row above with the appearance of the first row)."""
+        last, n = self._last, GRID_COLUMNS
+        half = len(last["real"]) // 2
+        k = min(n, half)
+        train = [last["real"][:k], last["recon"][:k], last["real"][half:half + k], last["fake"][:k]]
+        grids = {"train/swaps": _grid(train, k)}
+        test = self._test_batch()
+        if test is not None:
+            self.net.eval()
+            with torch.no_grad(), self.autocast():
+                a, s = test.chunk(2)
+                rows = [a, self.net.swap(a, a), s, self.net.swap(s, a)]
+            grids["test/swaps"] = _grid([r.float() for r in rows], len(a))
+        return grids
+
+    def _test_batch(self) -> torch.Tensor | None:
+        """2·k query images of distinct identities, fixed for the run (k ≤ 8)."""
+        if self._test_images is None:
+            seen, picked = set(), []
+            for sample in self.data.query:
+                if sample.pid not in seen:
+                    seen.add(sample.pid)
+                    picked.append(sample)
+            k = min(GRID_COLUMNS, len(picked) // 2)
+            if k == 0:
+                return None
+            dataset = ImageDataset(picked[:2 * k], self.cfg.data.height, self.cfg.data.width)
+            self._test_images = normalize(torch.stack([dataset[i]["image"] for i in range(2 * k)]))
+        return self._test_images.to(self.device)
+
+    def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
+        self.net.eval()
+        rerank = self.cfg.test.rerank if rerank is None else rerank
+        return evaluate_embedding(lambda x: self.net.encode_appearance(x).embedding, self.data, self.cfg.data,
+                                  self.device, flip=self.cfg.test.flip, rerank=rerank, autocast_dtype=self.amp_dtype)
+
+
+def load_teacher(path, num_classes: int, device: torch.device):
+    """The frozen re-ID teacher from a `teacher` run's checkpoint: eval mode except that BN uses the
+    statistics of the batch (generated images), as the paper's code."""
+    if not path or not Path(path).is_file():
+        raise checkpoint.CheckpointError(
+            f"DG-Net needs a teacher checkpoint but dgnet.teacher {'is not set' if not path else f'({path}) does not exist'}; "
+            f"train one first (e.g. python train.py --config configs/synthetic-teacher.yaml) or point dgnet.teacher "
+            f"at its checkpoints/last.pt")
+    state = checkpoint.load(path)
+    if state.get("trainer") != "teacher":
+        raise checkpoint.CheckpointError(f"dgnet.teacher {path} was written by trainer {state.get('trainer')!r}, "
+                                         f"not by a teacher run")
+    weights = state["modules"]["model"]
+    classes = weights["head.classifier.weight"].shape[0]
+    if classes != num_classes:
+        raise checkpoint.CheckpointError(f"the teacher {path} knows {classes} identities but the training set has "
+                                         f"{num_classes}; train the teacher on the same data set")
+    teacher_cfg = load_config(state["config"], ["model.pretrained=false"])  # its weights come from the file
+    teacher = build_reid_net(teacher_cfg.model, classes)
+    teacher.load_state_dict(weights)
+    teacher.requires_grad_(False).eval()
+    for m in teacher.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.train()
+    return teacher.to(device)
+
+
+def other_side(batch: torch.Tensor) -> torch.Tensor:
+    """Item i of side a ↔ item i of side b (the batch is side a, then side b)."""
+    return batch.roll(len(batch) // 2, dims=0)
+
+
+def _grid(rows: list[torch.Tensor], columns: int) -> torch.Tensor:
+    """Rows of normalised images → one (1, 3, H, W) picture in [0, 1]."""
+    return make_grid(denormalize(torch.cat(rows).float().cpu()), nrow=columns, padding=2).unsqueeze(0)

@@ -1,0 +1,72 @@
+"""Data-parallel training over processes started by `torchrun` (gloo on CPU, NCCL on CUDA).
+
+Every process holds the whole model and trains on its own shard of the batch stream (see
+`reid_data.samplers.BatchStream`); `average_gradients` makes their steps identical. Gradients are
+averaged explicitly before each optimizer step instead of through DistributedDataParallel's
+backward hooks: a GAN iteration has two optimizer steps over overlapping graphs, a gradient
+penalty (double backward) and frozen-parameter calls, which those hooks do not follow.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def env_world() -> tuple[int, int, int]:
+    """(rank, local rank, world size) as torchrun sets them; (0, 0, 1) in a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def init(device: torch.device) -> bool:
+    """Join the process group torchrun describes; True when this call created it."""
+    if env_world()[2] == 1 or dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return True
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def broadcast_modules(modules) -> None:
+    """Every process starts from rank 0's parameters and buffers."""
+    if not active():
+        return
+    with torch.no_grad():
+        for module in modules:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor.data, src=0)
+
+
+def average_gradients(params) -> None:
+    """All-reduce the gradients of `params` (missing ones count as zero) in one flat buffer."""
+    if not active():
+        return
+    params = [p for p in params if p.requires_grad]
+    for p in params:
+        if p.grad is None:  # keeps every process's buffer the same length
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    for p, g in zip(params, flat.split([p.numel() for p in params])):
+        p.grad.copy_(g.view_as(p))
+
+
+def all_finite(value: torch.Tensor) -> bool:
+    """Whether `value` is finite in every process (so that all stop together, none waits forever)."""
+    ok = torch.isfinite(value.detach()).all().float().reshape(1)
+    if active():
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    return bool(ok.item())

@@ -1,0 +1,52 @@
+"""Writing what the visual tools produce: single images, figure grids and animated GIFs.
+
+Images here are float tensors in [0, 1] (`reid_data.denormalize` of the model's output).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+PAD = 2  # white pixels between the cells of a figure
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """(3, H, W) in [0, 1] → RGB image."""
+    array = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return Image.fromarray(np.ascontiguousarray(array.permute(1, 2, 0).cpu().numpy()))
+
+
+def save(image: Image.Image, path: str | Path, **options) -> Path:
+    """Write `image` atomically (temp file + rename): a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        image.save(tmp, **options)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def grid(cells: torch.Tensor, filled: torch.Tensor | None = None) -> torch.Tensor:
+    """(R, C, 3, H, W) cells → one (3, H', W') figure, row by row; cells where `filled` (R, C) is
+    False are left white."""
+    rows, cols = cells.shape[:2]
+    if filled is not None:
+        cells = torch.where(filled.to(cells.device).view(rows, cols, 1, 1, 1), cells, torch.ones_like(cells))
+    return make_grid(cells.flatten(0, 1), nrow=cols, padding=PAD, pad_value=1.0)
+
+
+def save_gif(frames: torch.Tensor, path: str | Path, duration_ms: int = 120) -> Path:
+    """(T, 3, H, W) frames → a looping GIF played forth and back."""
+    images = [to_pil(f) for f in torch.cat([frames, frames.flip(0)[1:-1]])]
+    return save(images[0], path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
