@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from configs.loader import load_config
+from configs.loader import ConfigError, load_config
 from reid_data import DatasetError
 from trainers import TrainingStopped, build_trainer
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
@@ -195,3 +195,20 @@ def fp32_fallback_warning(amp):
     if amp and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return pytest.warns(UserWarning, match="float32")
     return contextlib.nullcontext()
+
+
+def test_appearance_encoder_can_start_from_the_teacher(dgnet_cfg, tmp_path):
+    # a teacher whose backbone differs from any fresh initialisation
+    state = load_checkpoint_file(dgnet_cfg().dgnet.teacher)
+    for key, value in state["modules"]["model"].items():
+        if key.startswith("backbone.") and value.is_floating_point():
+            value.add_(1.0)
+    torch.save(state, tmp_path / "teacher.pt")
+    cfg = dgnet_cfg(f"dgnet.teacher={tmp_path / 'teacher.pt'}", "dgnet.init_from_teacher=true")
+    trainer = build_trainer(cfg, tmp_path / "run")
+    mine, theirs = trainer.net.appearance.backbone.state_dict(), trainer.teacher.backbone.state_dict()
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    fresh = build_trainer(dgnet_cfg(f"dgnet.teacher={tmp_path / 'teacher.pt'}"), tmp_path / "run2")
+    assert not torch.equal(fresh.net.appearance.backbone.stem[0].weight, theirs["stem.0.weight"])
+    with pytest.raises(ConfigError, match="init_from_teacher needs the teacher's backbone"):
+        build_trainer(dgnet_cfg("dgnet.init_from_teacher=true", "model.last_stride=2"), tmp_path / "run3")

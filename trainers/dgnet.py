@@ -47,9 +47,12 @@ class DGNetTrainer(Trainer):
             raise ConfigError(f"a DG-Net batch needs {2 * cfg.data.batch_size} identities (data.batch_size "
                               f"{cfg.data.batch_size} on each side) but the data have {self.num_classes}")
         self.net = build_dgnet(cfg, self.num_classes).to(self.device)
-        self.teacher = None
-        if d.teacher_style in ("soft", "one_hot", "two_label"):
-            self.teacher = load_teacher(d.teacher, self.num_classes, self.device)
+        needs_teacher = d.teacher_style in ("soft", "one_hot", "two_label")
+        teacher = load_teacher(d.teacher, self.num_classes, self.device) if needs_teacher or d.init_from_teacher \
+            else None
+        if d.init_from_teacher:
+            init_from_teacher(self.net.appearance.backbone, teacher.backbone, d.teacher)
+        self.teacher = teacher if needs_teacher else None
         net = self.net
         adam = dict(betas=(d.beta1, 0.999), weight_decay=cfg.optim.weight_decay)
         self.optimizers = {
@@ -222,6 +225,17 @@ def load_teacher(path, num_classes: int, device: torch.device):
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.train()
     return teacher.to(device)
+
+
+def init_from_teacher(backbone: torch.nn.Module, teacher_backbone: torch.nn.Module, path) -> None:
+    """Start the appearance encoder's backbone from the teacher's: where no ImageNet weights can be
+    had (the synthetic configs), this stands in for the paper's ImageNet start."""
+    mine, theirs = backbone.layer4[0].downsample[0].stride, teacher_backbone.layer4[0].downsample[0].stride
+    if backbone.name != teacher_backbone.name or mine != theirs:
+        raise ConfigError(f"dgnet.init_from_teacher needs the teacher's backbone, but the teacher {path} is a "
+                          f"{teacher_backbone.name} with last stride {theirs[0]} and model.backbone is a "
+                          f"{backbone.name} with last stride {mine[0]}; match them or set it to false")
+    backbone.load_state_dict(teacher_backbone.state_dict())
 
 
 def other_side(batch: torch.Tensor) -> torch.Tensor:
