@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) without any N x N matrix.
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) and Jaccard distance without any N x N matrix.
 
 The classic implementation builds dense N x N distance, rank and weight matrices over all
 N = queries + gallery images (8 GB and a minute at Market-1501 size). Everything it reads is
@@ -7,7 +7,9 @@ a few dozen images per row. So distances are streamed block by block into neares
 lists, the weights live in a sparse matrix, and only the query x gallery result is dense.
 
 `nearest_neighbours`, `k_reciprocal_weights` and `query_expansion` are the shared steps of any
-k-reciprocal Jaccard distance; `re_ranking` combines them for query x gallery retrieval.
+k-reciprocal Jaccard distance; `re_ranking` combines them for query x gallery retrieval,
+`jaccard_distance` for clustering one set of images (a sparse N x N result: two images whose
+encodings share no member are at distance 1, and most pairs are).
 """
 from typing import NamedTuple
 
@@ -15,10 +17,16 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+try:
+    import faiss
+except ImportError:  # optional: the torch search serves without it
+    faiss = None
+
 _BLOCK = 2048             # rows per distance block: a 2048 x 2048 float32 block is 16 MB
 _ROW_CHUNK = 1024         # rows per vectorised neighbour-set chunk (a few MB of temporaries)
 _GATHER_CHUNK = 2048      # image pairs whose features are gathered at once (stays in cache)
-_QUERY_CHUNK = 256        # query rows whose Jaccard overlaps are dense at once (16 MB at Market)
+_QUERY_CHUNK = 256        # query rows whose Jaccard overlaps are dense at once (16 MB at Market,
+                          # 33 MB at MSMT17 for jaccard_distance)
 _PAIR_CHUNK = 1 << 20     # (query, gallery) min-terms accumulated at once (~40 MB)
 
 
@@ -63,11 +71,47 @@ def re_ranking(q_feat, g_feat, k1=20, k2=6, lambda_value=0.3):
     return sim_qg.numpy()
 
 
+def jaccard_distance(features, k1=30, k2=6):
+    """k-reciprocal Jaccard distances among N images, for clustering (Cluster Contrast, GCL).
+
+    Each image is encoded by weights on its expanded k-reciprocal set (as in `re_ranking`, but
+    with the Gaussian kernel exp(-d) of the squared distance, not normalised by the row's
+    largest distance), averaged over its first k2 neighbours; the distance of images i, j is
+    1 - M / (2 - M) with M = sum_k min(V[i, k], V[j, k]).
+
+    Args:
+        features: (N, D) numpy array or torch tensor; L2-normalised here (a copy).
+        k1: neighbourhood size of the k-reciprocal sets (first k1+1 neighbours, the image
+            itself included, as `re_ranking`; Cluster Contrast searches k1, one fewer).
+        k2: neighbourhood size of the query expansion (1 turns it off).
+
+    Returns:
+        (N, N) float32 scipy.sparse.csr_matrix holding every pair at distance below 1, each row
+        sorted nearest first, with the diagonal zeros stored explicitly. Absent pairs are at
+        distance 1, so DBSCAN(metric="precomputed") with any eps below 1 on it is exact.
+        Memory grows with N times the pairs per row -- the images whose encodings share a
+        member, hundreds to a few thousand, most of them just below 1 -- not with N^2.
+    """
+    x = _as_features(features, "features")
+    if k1 < 1 or k2 < 1:
+        raise ValueError(f"k1 and k2 must be at least 1, got k1={k1}, k2={k2}.")
+    x = torch.nn.functional.normalize(x, dim=1)  # a copy: the caller's array stays as it was
+    n = x.shape[0]
+    k = max(k1 + 1, k2)
+    neighbours = _faiss_neighbours(x, k) if faiss is not None and x.device.type == "cpu" \
+        else nearest_neighbours(x, k)
+    weights = k_reciprocal_weights(x, neighbours, k1, row_scale=torch.ones(n))
+    weights = query_expansion(weights, neighbours.index, k2)
+    del x, neighbours
+    return _sparse_jaccard(weights)
+
+
 class Neighbours(NamedTuple):
     """Nearest-neighbour lists of N images (CPU tensors)."""
     index: torch.Tensor     # (N, k) int64, nearest first; the image itself comes first
     dist: torch.Tensor      # (N, k) float32 squared Euclidean distances to those neighbours
-    max_dist: torch.Tensor  # (N,) float32 largest squared distance from each image
+    max_dist: torch.Tensor  # (N,) float32 largest squared distance from each image, or None
+                            # where the search does not see all distances (faiss)
 
 
 def nearest_neighbours(features, k, on_block=None):
@@ -106,6 +150,23 @@ def nearest_neighbours(features, k, on_block=None):
                 on_block(rows, cols, sim)
     return Neighbours(best_idx.cpu(), _squared_distance(best_sim).cpu(),
                       _squared_distance(min_sim).cpu())
+
+
+def _faiss_neighbours(features, k):
+    """`nearest_neighbours` by faiss exhaustive inner-product search (without max_dist)."""
+    n = features.shape[0]
+    k = min(k, n)
+    x = features.cpu().numpy()
+    index = faiss.IndexFlatIP(x.shape[1])
+    index.add(x)
+    sim, idx = (torch.from_numpy(a) for a in index.search(x, k))
+    # Rounding can rank a near-duplicate above the image itself; put the image first, as the
+    # torch search does, and keep the others in their order.
+    me = torch.arange(n)[:, None]
+    others = (idx == me).to(torch.int8).argsort(dim=1, stable=True)[:, :k - 1]
+    index = torch.cat([me, idx.gather(1, others)], dim=1)
+    dist = torch.cat([torch.zeros(n, 1), _squared_distance(sim.gather(1, others))], dim=1)
+    return Neighbours(index, dist, None)
 
 
 def k_reciprocal_weights(features, neighbours, k1, row_scale):
@@ -271,9 +332,37 @@ def _min_overlap(weights_a, weights_b):
     return out.view(a.shape[0], n_b)
 
 
+def _sparse_jaccard(weights):
+    """CSR matrix of the Jaccard distances below 1 between all rows of `weights`, nearest first.
+
+    Rows are done in chunks whose overlaps with all rows are dense for a moment; a pair's
+    distance is below 1 exactly where the two encodings share a column (M > 0).
+    """
+    n = weights.shape[0]
+    columns = weights.tocsc()
+    counts, cols, values = [], [], []
+    for s in range(0, n, _QUERY_CHUNK):
+        overlap = _min_overlap(weights[s:s + _QUERY_CHUNK], columns)
+        overlap[torch.arange(overlap.shape[0]), torch.arange(s, s + overlap.shape[0])] = 1.0
+        row, col = overlap.nonzero(as_tuple=True)
+        dist = _jaccard(overlap[row, col]).clamp_(min=0.0)  # self: exactly 0
+        keep = dist < 1.0  # M rounded to below float precision gives 1, which is absent
+        row, col, dist = row[keep], col[keep], dist[keep]
+        order = np.lexsort((dist.numpy(), row.numpy()))  # by row, nearest first
+        counts.append(torch.bincount(row, minlength=overlap.shape[0]).numpy())
+        cols.append(col.numpy()[order].astype(np.int32))
+        values.append(dist.numpy()[order])
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    return sp.csr_matrix((np.concatenate(values), np.concatenate(cols), indptr), shape=(n, n))
+
+
+def _jaccard(overlap):
+    """Jaccard distance 1 - M / (2 - M) from the min-overlap M, in place."""
+    return overlap.div_(2.0 - overlap).neg_().add_(1.0)
+
+
 def _combine(sim, overlap, max_dist, lambda_value):
     """Overwrite sim with (1 - lambda) * Jaccard distance + lambda * row-normalised distance."""
     dist = sim.mul_(-2.0).add_(2.0).clamp_(min=0.0)  # squared distance, as _squared_distance
     dist /= max_dist[:, None]
-    jaccard = overlap.div_(2.0 - overlap).neg_().add_(1.0)  # 1 - M / (2 - M)
-    dist.mul_(lambda_value).add_(jaccard, alpha=1.0 - lambda_value)
+    dist.mul_(lambda_value).add_(_jaccard(overlap), alpha=1.0 - lambda_value)

@@ -34,8 +34,8 @@ class CentralFeatureMemory(nn.Module):
         """One PID step per image in the batch, towards the mean of its rows (its augmented
         views), so repeated indexes do not step twice."""
         unique, inverse, counts = indexes.unique(return_inverse=True, return_counts=True)
-        x = features.detach().new_zeros((len(unique),) + features.shape[1:])
-        x = x.index_add_(0, inverse, features.detach())
+        features = features.detach().to(self.central.dtype)  # fp32 under AMP
+        x = features.new_zeros((len(unique),) + features.shape[1:]).index_add_(0, inverse, features)
         x /= counts.view((-1,) + (1,) * (x.ndim - 1))
         error = x - self.central[unique]
         integral = self.integral[unique] + error

@@ -48,8 +48,8 @@ class ClusterMemory(Memory):
 
     @torch.no_grad()
     def update(self, features, labels):
-        self.centroids = momentum_update(self.centroids, F.normalize(features.detach(), dim=1),
-                                         labels, self.momentum, self.mode)
+        features = F.normalize(features.detach().to(self.centroids.dtype), dim=1)  # fp32 under AMP
+        self.centroids = momentum_update(self.centroids, features, labels, self.momentum, self.mode)
 
 
 def cluster_centroids(features, labels):

@@ -91,5 +91,5 @@ class InstanceHybridMemory(Memory):
         slot[by_label] = torch.arange(len(labels), device=labels.device) - \
             (counts.cumsum(0) - counts)[inverse[by_label]]  # rank within the cluster, batch order
         keep = slot < self.instances.shape[0]
-        self.instances = self.instances.index_put(
-            (slot[keep], labels[keep]), F.normalize(features.detach()[keep], dim=1))
+        rows = F.normalize(features.detach()[keep].to(self.instances.dtype), dim=1)
+        self.instances = self.instances.index_put((slot[keep], labels[keep]), rows)
