@@ -26,6 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import emit  # noqa: E402
 from configs.loader import load_config  # noqa: E402
 from reid_data.toy import write_toy_market  # noqa: E402
 from trainers import build_trainer  # noqa: E402
@@ -97,10 +98,7 @@ def main():
             row = json.loads(out.stdout.strip().splitlines()[-1])
             row.update(threads=torch.get_num_threads(), cpus=os.cpu_count(), load_1min=round(os.getloadavg()[0], 2),
                        machine=platform.machine(), torch=torch.__version__)
-            print(json.dumps(row), flush=True)
-            RESULTS.parent.mkdir(exist_ok=True)
-            with open(RESULTS, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            emit(row, RESULTS)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Defaults are MSMT17's training set (32,621 images, 1,041 identities); Market-150
 Run it as its own process: peak memory is the process's high-water mark (ru_maxrss).
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -18,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_rerank import max_rss_mb, reid_like_features  # noqa: E402
+from bench.common import emit  # noqa: E402
 from reid_eval import rerank  # noqa: E402
 from reid_eval.cluster import dbscan  # noqa: E402
 
@@ -58,11 +58,7 @@ def main():
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_1min": round(load, 2),
         "machine": platform.processor() or platform.machine(),
     }
-    line = json.dumps(record)
-    print(line)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(line + "\n")
+    emit(record, RESULTS)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the person crop, as the synthetic world does. The figure is the median over repe
 (the machine is shared; `best_renders_per_s` is the fastest batch).
 """
 import argparse
-import json
 import math
 import os
 import platform
@@ -23,6 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import emit  # noqa: E402
 from mesh.cameras import (Y_UP_TO_CAMERA, PerspectiveCamera, WeakPerspectiveCamera,  # noqa: E402
                           look_at)
 from mesh.rasterizer import render  # noqa: E402
@@ -172,11 +172,7 @@ def main():
                 "cpus": os.cpu_count(), "load_1min": round(load, 2),
                 "machine": platform.processor() or platform.machine(), "torch": torch.__version__,
             }
-            line = json.dumps(record)
-            print(line, flush=True)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            with args.out.open("a") as f:
-                f.write(line + "\n")
+            emit(record, args.out)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ Prints one JSON line and appends it to bench/results/re_ranking.jsonl. Run it as
 process: peak memory is the process's high-water mark (ru_maxrss).
 """
 import argparse
-import json
 import os
 import platform
 import resource
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import emit  # noqa: E402
 from reid_eval.rerank import re_ranking  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "re_ranking.jsonl"
@@ -80,11 +80,7 @@ def main():
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_1min": round(load, 2),
         "machine": platform.processor() or platform.machine(),
     }
-    line = json.dumps(record)
-    print(line)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    with RESULTS.open("a") as f:
-        f.write(line + "\n")
+    emit(record, RESULTS)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ bench/results/synthetic.jsonl:
   segmentation — a diagnostic of how distinct the clothes are, not a baseline.
 """
 import argparse
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import emit  # noqa: E402
 from reid_data.synthetic.dataset import SYNTHETIC  # noqa: E402
 from reid_data.synthetic.writer import WorldConfig, write_world  # noqa: E402
 from reid_eval.metrics import evaluate_rank  # noqa: E402
@@ -113,14 +113,6 @@ def histogram_baseline(folder):
                         "distance": dist, "mAP": round(100 * r["mAP"], 2),
                         "rank1": round(100 * float(r["cmc"][0]), 2)})
     return data, results
-
-
-def emit(record, out):
-    line = json.dumps(record)
-    print(line, flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("a") as f:
-        f.write(line + "\n")
 
 
 def main():
