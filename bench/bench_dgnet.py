@@ -5,9 +5,12 @@
 One JSON line per size and precision (fp32, then amp), appended to bench/results/dgnet.jsonl:
 median seconds per iteration (discriminator step + generator/appearance-encoder step, every loss
 term on, as after the warm-up) and the peak resident memory of a process that ran only that
-setting. Random init (no ImageNet file needed) on a generated toy set in the Market layout at
-the measured size, with an untrained teacher. On a CPU without native bfloat16 `run.amp` falls
-back to float32 (the trainer warns); the line says which precision actually ran.
+setting; the floating-point work of one iteration (convolutions and matrix products, forward and
+backward, counted by torch's FlopCounterMode), the rate the iteration ran at, and for scale the rate of
+one large 3x3 convolution (forward + backward, the decoder's residual-block shape) on this machine.
+Random init (no ImageNet file needed) on a generated toy set in the Market layout at the measured size,
+with an untrained teacher. On a CPU without native bfloat16 `run.amp` falls back to float32 (the
+trainer warns); the line says which precision actually ran.
 """
 import argparse
 import json
@@ -23,6 +26,8 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,14 +39,33 @@ from trainers import build_trainer  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "dgnet.jsonl"
 
 
+class CountFlops(TorchDispatchMode):
+    """Floating-point operations of everything run inside it, by torch's per-operator formulas
+    (convolutions and matrix products). FlopCounterMode itself cannot be used: its module tracker
+    fails under torch.autograd.grad, which the gradient penalty calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+        self.formulas = FlopCounterMode(display=False).flop_registry
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        formula = self.formulas.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **(kwargs or {}), out_val=out)
+        return out
+
+
 def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toy"
         write_toy_market(str(data), num_ids=4 * batch + 4, images_per_id=6, height=height, width=width)
         common = ["data.dataset=toy", f"data.root={data}", "data.workers=0", f"run.log_dir={tmp}/logs",
                   "model.pretrained=false", f"run.device={device}"]
+        # last stride 2: the reference's default teacher, so its figures compare with ours
         teacher_cfg = load_config(ROOT / "configs" / "market1501-teacher.yaml",
-                                  ["run.name=teacher", "model.pretrained=false", *common])
+                                  ["run.name=teacher", "model.pretrained=false", "model.last_stride=2", *common])
         teacher = build_trainer(teacher_cfg, Path(tmp) / "logs" / "teacher").save_checkpoint()
         cfg = load_config(ROOT / "configs" / "latest.yaml", [
             f"data.height={height}", f"data.width={width}", f"data.batch_size={batch}", f"run.amp={str(amp).lower()}",
@@ -62,10 +86,14 @@ def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: 
                 torch.cuda.synchronize()
             if i >= warmup:
                 times.append(time.perf_counter() - start)
+        with CountFlops() as flops:  # one more iteration, counted
+            trainer.train_step(next(batches))
+        gflop = flops.total / 1e9
         precision = {None: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[trainer.amp_dtype]
         row = {"bench": "dgnet_train_iteration", "height": height, "width": width, "batch": batch,
                "amp": amp, "precision": precision, "device": str(trainer.device),
                "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
+               "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
                "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "skipped_steps": trainer.skipped_steps}
         if trainer.device.type == "cuda":
@@ -73,6 +101,22 @@ def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: 
         if amp and trainer.amp_dtype is None:
             row["note"] = "run.amp fell back to float32: " + "; ".join(str(w.message) for w in caught)[:160]
         return row
+
+
+def conv_rate(device: str) -> float:
+    """GFLOP/s of forward + backward of a 3x3 128->128 convolution on 48 maps of 64x32: about the best
+    rate convolutions reach on this device, against which an iteration's rate can be read."""
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device)
+    x = torch.randn(48, 128, 64, 32, device=device, requires_grad=True)
+    flop = 3 * 2 * x.numel() * 128 * 9  # forward, input gradient and weight gradient
+    times = []
+    for _ in range(4):
+        start = time.perf_counter()
+        conv(x).sum().backward()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return round(flop / min(times[1:]) / 1e9, 1)
 
 
 def main():
@@ -96,7 +140,7 @@ def main():
                                   "--warmup", str(args.warmup), "--device", args.device],
                                  capture_output=True, text=True, check=True)
             row = json.loads(out.stdout.strip().splitlines()[-1])
-            row.update(threads=torch.get_num_threads(), cpus=os.cpu_count(), load_1min=round(os.getloadavg()[0], 2),
+            row.update(conv_gflops=conv_rate(args.device), threads=torch.get_num_threads(), cpus=os.cpu_count(), load_1min=round(os.getloadavg()[0], 2),
                        machine=platform.machine(), torch=torch.__version__)
             emit(row, RESULTS)
 

@@ -3,7 +3,10 @@ import pytest
 import torch
 
 from configs.loader import load_config
+import torch.nn.functional as F
+
 from models import build_dgnet, build_dgnet_from_state
+from models.dgnet.blocks import GroupedMLP, UpConv
 from trainers.dgnet_losses import TEACHER_STYLES, frozen, gradient_penalty, ramp, teacher_targets
 
 
@@ -50,6 +53,33 @@ def test_bfloat16_autocast_forward(net):
         scores = net.discriminator(out)
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
     assert all(torch.isfinite(s.float()).all() for s in scores)
+
+
+@pytest.mark.parametrize("kernel", [5, 3, 7])
+def test_fused_upsample_conv_equals_upsample_then_conv(kernel):
+    torch.manual_seed(0)
+    up = UpConv(3, 4, kernel)
+    x = torch.randn(2, 3, 5, 4, requires_grad=True)
+    direct = F.conv2d(F.pad(F.interpolate(x, scale_factor=2, mode="nearest"), (kernel // 2,) * 4, mode="replicate"),
+                      up.weight, up.bias)
+    fused = up(x)
+    assert fused.shape == direct.shape == (2, 4, 10, 8)
+    assert torch.allclose(fused, direct, atol=1e-5)
+    (g_direct,) = torch.autograd.grad(direct.square().sum(), up.weight)
+    (g_fused,) = torch.autograd.grad(fused.square().sum(), up.weight)
+    assert torch.allclose(g_fused, g_direct, atol=1e-4)
+
+
+def test_mlp_batch_norm_removes_what_all_codes_share():
+    torch.manual_seed(0)
+    mlp = GroupedMLP(3, [6, 8, 5], norm="bn").train()
+    x = torch.randn(4, 3, 6)
+    shared = 5 * torch.randn(1, 3, 6)  # the same vector added to every code of the batch
+    assert torch.allclose(mlp(x), mlp(x + shared), atol=1e-4)
+    plain = GroupedMLP(3, [6, 8, 5], norm="none")
+    assert not torch.allclose(plain(x), plain(x + shared), atol=1e-2)
+    with pytest.raises(ValueError, match="gen.mlp_norm"):
+        GroupedMLP(3, [6, 8, 5], norm="batch")
 
 
 def test_frozen_call_reaches_the_input_only():

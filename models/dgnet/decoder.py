@@ -8,14 +8,15 @@ from .blocks import AdaINResBlock, GroupedMLP, conv, init_kaiming
 
 
 class Decoder(nn.Module):
-    """`n_res` AdaIN residual blocks → 2 × (nearest upsample ×2, 5×5 conv, layer norm) → convs to RGB.
+    """`n_res` AdaIN residual blocks → 2 × (nearest upsample ×2 + 5×5 conv fused, layer norm) → convs to RGB.
 
     The AdaIN scales and biases of the 2·n_res norms come from the appearance code (B, C, S): each of
     the S stripes has its own MLP for scales and its own for biases (C → mlp_dim → mlp_dim → its share
     of the parameters), so with the paper's S = n_res = 4 stripe s drives residual block s.
     """
 
-    def __init__(self, dim: int, code_dim: int, stripes: int, mlp_dim: int = 512, n_res: int = 4):
+    def __init__(self, dim: int, code_dim: int, stripes: int, mlp_dim: int = 512, n_res: int = 4,
+                 mlp_norm: str = "none"):
         super().__init__()
         per_kind = 2 * n_res * dim  # scales (or biases) for all AdaIN layers
         if per_kind % stripes:
@@ -23,11 +24,11 @@ class Decoder(nn.Module):
                              f"of width {dim} evenly")
         self.stripes, self.n_res, self.dim = stripes, n_res, dim
         # groups 0..S-1 give scales, S..2S-1 biases, each from its own stripe
-        self.mlp = GroupedMLP(2 * stripes, [code_dim, mlp_dim, mlp_dim, per_kind // stripes])
+        self.mlp = GroupedMLP(2 * stripes, [code_dim, mlp_dim, mlp_dim, per_kind // stripes], mlp_norm)
         self.blocks = nn.ModuleList([AdaINResBlock(dim) for _ in range(n_res)])
         self.upsample = nn.Sequential(
-            nn.Upsample(scale_factor=2), conv(dim, dim // 2, 5, norm="ln"),
-            nn.Upsample(scale_factor=2), conv(dim // 2, dim // 4, 5, norm="ln"),
+            conv(dim, dim // 2, 5, norm="ln", upsample=True),
+            conv(dim // 2, dim // 4, 5, norm="ln", upsample=True),
             conv(dim // 4, dim // 4, 3), conv(dim // 4, dim // 4, 3),
             nn.Conv2d(dim // 4, 3, 1))
         init_kaiming(self)
