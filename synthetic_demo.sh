@@ -19,7 +19,7 @@ $PY visual_tools/figures.py --checkpoint "$DGNET" --figures swap --num 8 --outpu
 # random weights and say so in their output (the figures then only compare runs of this suite).
 # With the weight files at hand, pass --inception FILE --lpips-backbone FILE for published-style
 # figures.
-$PY visual_tools/generation_metrics.py --checkpoint "$DGNET" --limit 100 \
+$PY visual_tools/generation_metrics.py --checkpoint "$DGNET" --limit 64 \
     --inception false --lpips-backbone false
 $PY -m reid_data.synthetic.preview data/synthetic logs/synthetic-teacher/world_samples.png \
     --ids 12 --columns 10 --rotations

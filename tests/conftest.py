@@ -1,6 +1,7 @@
 import pytest
 
 from configs.loader import load_config
+from reid_data.synthetic.writer import WorldConfig, write_world
 
 
 @pytest.fixture
@@ -15,3 +16,13 @@ def tiny_cfg(tmp_path):
             f"run.log_dir={tmp_path / 'logs'}", "run.name=tiny", "optim.milestones=[4]",
             "optim.warmup_iters=2", "loss.triplet_weight=1.0", *overrides])
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_world_root(tmp_path_factory):
+    """A folder holding a 4-identity, 2-camera synthetic world at 64×32 in `synthetic/`."""
+    root = tmp_path_factory.mktemp("tiny_world")
+    write_world(root / "synthetic", WorldConfig(ids=4, cameras=2, height=64, width=32,
+                                                min_images=4, max_images=4, seed=1),
+                progress=False)
+    return root

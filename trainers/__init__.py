@@ -2,8 +2,10 @@
 from .base import Trainer, TrainingStopped
 from .teacher import TeacherTrainer
 from .dgnet import DGNetTrainer
+from .cluster_contrast import ClusterContrastTrainer
+from .hmr import HMRTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer, DGNetTrainer)}
+TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer, DGNetTrainer, ClusterContrastTrainer, HMRTrainer)}
 
 
 def build_trainer(cfg, run_dir) -> Trainer:

@@ -70,3 +70,17 @@ def all_finite(value: torch.Tensor) -> bool:
     if active():
         dist.all_reduce(ok, op=dist.ReduceOp.MIN)
     return bool(ok.item())
+
+
+def all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
+    """Every process's rows, in rank order (rows may differ in number); the tensor itself alone."""
+    if not active():
+        return tensor
+    counts = [torch.zeros(1, dtype=torch.long, device=tensor.device) for _ in range(world_size())]
+    dist.all_gather(counts, torch.tensor([len(tensor)], device=tensor.device))
+    most = int(max(c.item() for c in counts))
+    padded = tensor.new_zeros((most,) + tensor.shape[1:])  # all_gather needs equal shapes
+    padded[:len(tensor)] = tensor
+    parts = [torch.empty_like(padded) for _ in counts]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[:int(c.item())] for p, c in zip(parts, counts)])

@@ -139,9 +139,10 @@ class WorldBody:
     def num_vertices(self) -> int:
         return len(self.rest)
 
-    def pose(self, betas, pose, yaw, bags=None, hair_offset=None):
+    def pose(self, betas, pose, yaw, bags=None, hair_offset=None, with_joints=False):
         """Posed, turned and grounded vertices (B, V, 3), and the translation that grounded
-        them (B, 3) (applied after the turn).
+        them (B, 3) (applied after the turn); ``with_joints`` adds the 24 joints (B, 24, 3)
+        moved the same way.
 
         betas (B, NB), pose (B, 24, 3) axis-angle, yaw (B,) radians; bags: per image the
         `BAG_KINDS` name shown (None: no bags); hair_offset: optional (B, V) outward offsets
@@ -171,6 +172,8 @@ class WorldBody:
             transl = torch.stack([-centre[:, 0], -verts[:, :self.num_body, 1].amin(1),
                                   -centre[:, 2]], dim=1)
             verts = verts + transl[:, None, :]
+        if with_joints:
+            return verts, transl, rotate_about_vertical(joints, yaw, centre) + transl[:, None, :]
         return verts, transl
 
 

@@ -52,15 +52,17 @@ class Imager:
 
     # ----------------------------------------------------------------------------- geometry
 
-    def pose(self, appearances: list[Appearance], records: list[dict], yaw=None):
+    def pose(self, appearances: list[Appearance], records: list[dict], yaw=None,
+             with_joints: bool = False):
         """Posed vertices (B, V, 3) at each record's yaw (or at ``yaw`` (B,) instead), and the
-        translations (B, 3) that stood them at the origin (see `body.WorldBody.pose`)."""
+        translations (B, 3) that stood them at the origin (and, ``with_joints``, the joints;
+        see `body.WorldBody.pose`)."""
         betas = np.array([a.betas for a in appearances], np.float64)
         poses = np.array([r["pose"] for r in records], np.float64).reshape(len(records), -1)
         yaws = np.array([r["yaw"] for r in records]) if yaw is None else np.asarray(yaw)
         offsets = np.stack([self._hair(a) for a in appearances])
         return self.body.pose(betas, poses, yaws, bags=[a.bag for a in appearances],
-                              hair_offset=offsets)
+                              hair_offset=offsets, with_joints=with_joints)
 
     def extrinsics(self, record: dict):
         """World → camera (R (3, 3), t (3,)) of the record's camera; the person stands at the

@@ -1,0 +1,120 @@
+"""HMR: a ResNet and an iterative error feedback regressor from a person crop to SMPL pose
+(24 joint rotations, 6D), 10 shape coefficients and a weak-perspective camera (s, tx, ty).
+
+    model = HMR("resnet50")
+    out = model(hmr_input(images, 224))   # images: normalised (B, 3, H, W) crops
+    out.rotmat (B, 24, 3, 3), out.betas (B, 10), out.cam (B, 3)
+
+Layer and buffer names and shapes are those of SPIN's regressor (conv1, bn1, layer1-4, fc1,
+drop1, fc2, drop2, decpose, decshape, deccam, init_pose/init_shape/init_cam), so SPIN's public
+checkpoint loads as it is (`mesh.spin`). Conventions (`mesh.cameras`): the regressed global
+orientation maps the y-up body into SPIN's camera frame (y down, z forward), and the camera
+gives x_ndc = s·(x + tx), y_ndc = s·(y + ty) on the body model's output (no translation), where
+NDC [-1, 1]² is the square the crop was padded to (`hmr_input`).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.backbones import ResNetBackbone
+
+NUM_JOINTS = 24
+NPOSE = NUM_JOINTS * 6
+NUM_BETAS = 10
+NCAM = 3
+#: A neutral start when SPIN's mean parameters are not at hand: upright and facing the camera
+#: (the half turn about x of `mesh.cameras.Y_UP_TO_CAMERA`), rest pose, mean shape, a body
+#: about the height of the crop.
+NEUTRAL_CAM = (0.9, 0.0, 0.0)
+
+
+def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
+    """(..., 6) → (..., 3, 3) by Gram-Schmidt. The 6 numbers are the first two columns of the
+    matrix read row by row (SPIN's layout: rows of a (3, 2) block)."""
+    a = x.reshape(x.shape[:-1] + (3, 2))
+    b1 = F.normalize(a[..., 0], dim=-1)
+    b2 = F.normalize(a[..., 1] - (b1 * a[..., 1]).sum(-1, keepdim=True) * b1, dim=-1)
+    return torch.stack([b1, b2, torch.cross(b1, b2, dim=-1)], dim=-1)
+
+
+def matrix_to_rot6d(m: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) → (..., 6), the inverse of `rot6d_to_matrix` on rotations."""
+    return m[..., :2].reshape(m.shape[:-2] + (6,))
+
+
+def neutral_mean_params() -> dict[str, torch.Tensor]:
+    pose = torch.eye(3).expand(NUM_JOINTS, 3, 3).clone()
+    pose[0] = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    return {"pose": matrix_to_rot6d(pose).reshape(NPOSE), "shape": torch.zeros(NUM_BETAS),
+            "cam": torch.tensor(NEUTRAL_CAM)}
+
+
+def hmr_input(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Normalised (B, 3, H, W) crops → (B, 3, size, size): padded with zeros (the mean colour)
+    to a centred square, then resized — the square NDC [-1, 1]² spans (`ndc_to_pixel`)."""
+    h, w = images.shape[-2:]
+    side = max(h, w)
+    left, top = (side - w) // 2, (side - h) // 2
+    x = F.pad(images, (left, side - w - left, top, side - h - top))
+    if side == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=side > size)
+
+
+class HMROutput(NamedTuple):
+    rotmat: torch.Tensor   # (B, 24, 3, 3): global orientation (camera frame), then 23 joints
+    betas: torch.Tensor    # (B, 10)
+    cam: torch.Tensor      # (B, 3): s, tx, ty
+
+
+class HMR(nn.Module):
+    """ResNet features (2048 for ResNet-50, 512 for ResNet-18/34) → `iterations` rounds of
+    [features, pose, shape, cam] → fc1 1024 → dropout → fc2 1024 → dropout → parameter deltas."""
+
+    def __init__(self, backbone: str = "resnet50", pretrained=False, mean_params=None,
+                 iterations: int = 3):
+        super().__init__()
+        # HMR's trunk is the plain ImageNet ResNet (last stride 2); its parts become this
+        # module's own conv1 ... layer4 so that the names are SPIN's.
+        trunk = ResNetBackbone(backbone, last_stride=2, pretrained=pretrained)
+        self.conv1, self.bn1, self.relu, self.maxpool = trunk.stem
+        self.layer1, self.layer2, self.layer3, self.layer4 = (
+            trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
+        self.iterations = iterations
+        self.fc1 = nn.Linear(trunk.out_channels + NPOSE + NUM_BETAS + NCAM, 1024)
+        self.drop1 = nn.Dropout()
+        self.fc2 = nn.Linear(1024, 1024)
+        self.drop2 = nn.Dropout()
+        self.decpose = nn.Linear(1024, NPOSE)
+        self.decshape = nn.Linear(1024, NUM_BETAS)
+        self.deccam = nn.Linear(1024, NCAM)
+        for layer in (self.decpose, self.decshape, self.deccam):   # small first corrections
+            nn.init.xavier_uniform_(layer.weight, gain=0.01)
+        mean = neutral_mean_params() if mean_params is None else mean_params
+        self.register_buffer("init_pose", torch.as_tensor(mean["pose"]).float().reshape(1, NPOSE))
+        self.register_buffer("init_shape",
+                             torch.as_tensor(mean["shape"]).float().reshape(1, NUM_BETAS))
+        self.register_buffer("init_cam", torch.as_tensor(mean["cam"]).float().reshape(1, NCAM))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return x.mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> HMROutput:
+        feat = self.features(x)
+        B = feat.shape[0]
+        pose, shape, cam = (p.expand(B, -1) for p in (self.init_pose, self.init_shape,
+                                                       self.init_cam))
+        for _ in range(self.iterations):
+            h = self.drop1(self.fc1(torch.cat([feat, pose, shape, cam], dim=1)))
+            h = self.drop2(self.fc2(h))
+            pose = pose + self.decpose(h)
+            shape = shape + self.decshape(h)
+            cam = cam + self.deccam(h)
+        return HMROutput(rot6d_to_matrix(pose.reshape(B, NUM_JOINTS, 6)), shape, cam)

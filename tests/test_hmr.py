@@ -1,0 +1,136 @@
+"""HMR regressor: shapes, SPIN's state-dict layout, 6D rotations, checkpoint files, and a few
+`trainer: hmr` iterations on a tiny synthetic world."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from configs.loader import load_config
+from mesh.hmr import HMR, hmr_input, matrix_to_rot6d, rot6d_to_matrix
+from mesh.rotation import axis_angle_to_matrix
+from mesh.spin import load_hmr_weights, read_mean_params
+from models.weights import WeightsError
+from trainers import build_trainer
+
+
+def spin_layout() -> dict[str, tuple]:
+    """SPIN's regressor (ResNet-50 Bottleneck [3, 4, 6, 3] + IEF head) written out by hand."""
+    shapes = {}
+
+    def bn(name, c):
+        shapes.update({f"{name}.weight": (c,), f"{name}.bias": (c,), f"{name}.running_mean": (c,),
+                       f"{name}.running_var": (c,), f"{name}.num_batches_tracked": ()})
+
+    shapes["conv1.weight"] = (64, 3, 7, 7)
+    bn("bn1", 64)
+    inplanes = 64
+    for layer, (planes, blocks) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
+        for b in range(blocks):
+            p = f"layer{layer}.{b}"
+            shapes[f"{p}.conv1.weight"] = (planes, inplanes, 1, 1)
+            bn(f"{p}.bn1", planes)
+            shapes[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+            bn(f"{p}.bn2", planes)
+            shapes[f"{p}.conv3.weight"] = (planes * 4, planes, 1, 1)
+            bn(f"{p}.bn3", planes * 4)
+            if b == 0:
+                shapes[f"{p}.downsample.0.weight"] = (planes * 4, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes * 4)
+            inplanes = planes * 4
+    for name, (out, inp) in {"fc1": (1024, 2048 + 144 + 13), "fc2": (1024, 1024),
+                             "decpose": (144, 1024), "decshape": (10, 1024),
+                             "deccam": (3, 1024)}.items():
+        shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (out, inp), (out,)
+    shapes.update({"init_pose": (1, 144), "init_shape": (1, 10), "init_cam": (1, 3)})
+    return shapes
+
+
+def test_state_dict_is_spins_layout():
+    got = {k: tuple(v.shape) for k, v in HMR("resnet50").state_dict().items()}
+    assert got == spin_layout()
+
+
+def test_forward_shapes_and_rotations():
+    model = HMR("resnet18").eval()
+    x = hmr_input(torch.randn(2, 3, 64, 32), 64)
+    assert x.shape == (2, 3, 64, 64)
+    assert (x[..., :16] == 0).all() and (x[..., 48:] == 0).all()   # padded left and right
+    out = model(x)
+    assert out.rotmat.shape == (2, 24, 3, 3) and out.betas.shape == (2, 10)
+    assert out.cam.shape == (2, 3)
+    eye = torch.eye(3).expand(2, 24, 3, 3)
+    assert torch.allclose(out.rotmat @ out.rotmat.transpose(-1, -2), eye, atol=1e-5)
+
+
+def test_rot6d_orthonormal_and_round_trip():
+    torch.manual_seed(0)
+    m = rot6d_to_matrix(torch.randn(100, 6))
+    assert torch.allclose(m @ m.transpose(-1, -2), torch.eye(3).expand(100, 3, 3), atol=1e-5)
+    assert torch.allclose(torch.linalg.det(m), torch.ones(100), atol=1e-5)
+    r = axis_angle_to_matrix(torch.randn(100, 3))
+    assert torch.allclose(rot6d_to_matrix(matrix_to_rot6d(r)), r, atol=1e-5)
+    # SPIN's layout: the first two columns read row by row.
+    assert matrix_to_rot6d(torch.eye(3)).tolist() == [1, 0, 0, 1, 0, 0]
+
+
+def test_spin_files_load_and_missing_files_are_one_sentence(tmp_path):
+    src = HMR("resnet18")
+    torch.save({"model": src.state_dict(), "optimizer": {}}, tmp_path / "model_checkpoint.pt")
+    dst = load_hmr_weights(HMR("resnet18"), tmp_path / "model_checkpoint.pt")
+    assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(),
+                                                 dst.state_dict().values()))
+    mean = {"pose": np.arange(144, dtype=np.float64), "shape": np.ones(10), "cam": np.ones(3)}
+    np.savez(tmp_path / "smpl_mean_params.npz", **mean)
+    params = read_mean_params(tmp_path / "smpl_mean_params.npz")
+    assert HMR("resnet18", mean_params=params).init_pose[0, 5].item() == 5.0
+    with pytest.raises(WeightsError, match="does not exist; SPIN's fetch_data.sh"):
+        read_mean_params(tmp_path / "nothing.npz")
+    with pytest.raises(WeightsError, match="needs model.backbone resnet50"):
+        load_hmr_weights(HMR("resnet34"), tmp_path / "model_checkpoint.pt")
+
+
+def hmr_cfg(root, logs, *overrides):
+    return load_config(None, [
+        "trainer=hmr", "data.dataset=synthetic", f"data.root={root}", "data.height=64",
+        "data.width=32", "data.batch_size=6", "data.workers=0", "data.test_batch_size=16",
+        "model.backbone=resnet18", "hmr.input_size=32", "optim.name=adam", "optim.lr=1e-4",
+        "optim.weight_decay=0", "optim.milestones=[100]", "run.max_iter=2", "run.device=cpu",
+        "run.log_every=1", "run.checkpoint_every=100", f"run.log_dir={logs}", "run.name=hmr",
+        *overrides])
+
+
+def test_hmr_trainer_learns_and_evaluates(tiny_world_root, tmp_path):
+    cfg = hmr_cfg(tiny_world_root, tmp_path)
+    trainer = build_trainer(cfg, tmp_path / "hmr")
+    batch = next(trainer.batches(0))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    losses = [trainer.train_step(batch) for _ in range(8)]   # the same batch: loss must fall
+    assert all(math.isfinite(v) for h in losses for v in h.values())
+    first, last = (sum(h["loss"] for h in part) / 2 for part in (losses[:2], losses[-2:]))
+    assert last < 0.9 * first
+    changed = [k for k, v in trainer.model.state_dict().items()
+               if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    assert "decpose.weight" in changed and "conv1.weight" in changed
+    results = trainer.evaluate()
+    assert set(results) == {"mpve_mm", "mpjpe_mm", "keypoint_px"}
+    assert all(0 < v < 5000 for v in results.values())
+
+
+def test_world_targets_agree_with_the_body(tiny_world_root):
+    """The targets' 2D joints are where a weak-perspective camera sees the targets' body."""
+    from mesh import load_body_model
+    from mesh.views import pose_body
+    from reid_data.synthetic.ground_truth import load_ground_truth
+    from reid_data.synthetic.hmr_targets import hmr_targets
+    gt = load_ground_truth(tiny_world_root / "synthetic")
+    target = hmr_targets(gt, [r["name"] for r in gt.images[:6]])
+    body = load_body_model(None, create_transl=False)
+    _, joints = pose_body(body, target["rotmat"], target["betas"])
+    xy = joints[..., :2].detach()                     # ndc = s·xy + s·t, least squares
+    A = torch.zeros(6, 48, 3)
+    A[:, 0::2, 0], A[:, 1::2, 0] = xy[..., 0], xy[..., 1]
+    A[:, 0::2, 1], A[:, 1::2, 2] = 1, 1
+    b = target["keypoints"].reshape(6, 48, 1)
+    fit = A @ torch.linalg.lstsq(A, b).solution
+    assert (fit - b).abs().mean(dim=(1, 2)).max() < 0.08    # perspective effects only
