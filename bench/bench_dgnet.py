@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import flop_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,11 +47,10 @@ class CountFlops(TorchDispatchMode):
     def __init__(self):
         super().__init__()
         self.total = 0
-        self.formulas = FlopCounterMode(display=False).flop_registry
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
-        formula = self.formulas.get(func._overloadpacket)
+        formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
             self.total += formula(*args, **(kwargs or {}), out_val=out)
         return out

@@ -4,16 +4,13 @@ selection reads held-out training identities only."""
 import itertools
 import json
 import math
-import os
-import socket
-from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from configs.loader import load_config
 from reid_eval import evaluator
+from runs import run_dir, run_two_gloo_processes
 from trainers import TrainingStopped, build_trainer, cluster_contrast
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
 from trainers.holdout import split_identities
@@ -35,10 +32,6 @@ def cc_cfg(tmp_path):
             "run.max_iter=4", "run.log_every=1", "run.checkpoint_every=100", "run.device=cpu",
             f"run.log_dir={tmp_path / 'logs'}", "run.name=cc", *overrides])
     return make
-
-
-def run_dir(cfg):
-    return Path(cfg.run.log_dir) / cfg.run.name
 
 
 def no_test_evaluation(trainer):
@@ -154,15 +147,11 @@ def test_holdout_split_and_bad_settings(cc_cfg):
         next(too_few.batches(0))
 
 
-def _ddp_worker(rank, world, port, cfg_dict, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    cfg = load_config(cfg_dict)
+def _ddp_worker(cfg):
     trainer = no_test_evaluation(build_trainer(cfg, run_dir(cfg)))
     history = trainer.fit()
-    torch.save({"labels": trainer.round.labels, "memory": trainer.round.memory.state_dict(),
-                "model": trainer.model.state_dict(), "history": history}, out / f"rank{rank}.pt")
+    return {"labels": trainer.round.labels, "memory": trainer.round.memory.state_dict(),
+            "model": trainer.model.state_dict(), "history": history}
 
 
 def test_two_gloo_processes_cluster_identically(cc_cfg, tmp_path):
@@ -170,11 +159,7 @@ def test_two_gloo_processes_cluster_identically(cc_cfg, tmp_path):
     single = no_test_evaluation(build_trainer(single_cfg, run_dir(single_cfg)))
     single.fit()
     cfg = cc_cfg("run.name=ddp", "run.max_iter=3")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, cfg.to_dict(), tmp_path), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    r0, r1 = run_two_gloo_processes(_ddp_worker, cfg, tmp_path)
     # Features gathered from both shards: the clustering of the (same) initial model is the
     # single process's, on both ranks; memories stay identical as they see the global batch.
     first = json.loads((run_dir(cfg) / "clusters.jsonl").read_text().splitlines()[0])

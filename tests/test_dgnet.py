@@ -3,15 +3,14 @@ resume, clear errors, and two data-parallel processes."""
 import contextlib
 import itertools
 import math
-import os
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from configs.loader import ConfigError, load_config
 from reid_data import DatasetError
+from runs import run_dir, run_two_gloo_processes
 from trainers import TrainingStopped, build_trainer
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
 from trainers.cli import USER_ERRORS
@@ -19,10 +18,6 @@ from trainers.cli import USER_ERRORS
 REPO = Path(__file__).resolve().parents[1]
 ALL_TERMS = {"adv", "recon_x", "recon_xp", "id", "pid", "fine_id", "recon_id", "recon_f", "recon_s", "cycle",
              "teacher", "fine_structure", "dis", "dis_gp"}
-
-
-def run_dir(cfg):
-    return Path(cfg.run.log_dir) / cfg.run.name
 
 
 @pytest.fixture
@@ -159,27 +154,18 @@ def test_batch_stream_shards_deal_the_one_stream():
     assert [b for pair in zip(*shards) for b in pair] == whole
 
 
-def _ddp_worker(rank, world, port, cfg_dict, out):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
-                      WORLD_SIZE=str(world))
-    torch.set_num_threads(1)
-    cfg = load_config(cfg_dict)
+def _ddp_worker(cfg):
     trainer = build_trainer(cfg, run_dir(cfg))
     batches = trainer.batches(0)
     first = next(batches)["index"].tolist()
     del batches
     history = trainer.fit()
-    torch.save({"first_batch": first, "history": history, "state": trainer.net.state_dict()}, out / f"rank{rank}.pt")
+    return {"first_batch": first, "history": history, "state": trainer.net.state_dict()}
 
 
 def test_two_gloo_processes_train_in_step(dgnet_cfg, tmp_path):
     cfg = dgnet_cfg("run.max_iter=2", "run.name=ddp")
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, cfg.to_dict(), tmp_path), nprocs=2, join=True)
-    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
+    r0, r1 = run_two_gloo_processes(_ddp_worker, cfg, tmp_path)
     assert not set(r0["first_batch"]) & set(r1["first_batch"])  # each process its own share of the stream
     for key, value in r0["state"].items():  # identical parameters after the averaged steps
         if "running_" not in key and "num_batches" not in key:

@@ -11,14 +11,11 @@ import torch
 import train
 from configs.loader import save_config
 from reid_data import ImageReadError
+from runs import run_dir
 from trainers import TrainingStopped, build_trainer
 from trainers.checkpoint import load as load_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_dir(cfg):
-    return Path(cfg.run.log_dir) / cfg.run.name
 
 
 def test_uninterrupted_equals_resumed(tiny_cfg):

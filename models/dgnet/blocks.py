@@ -27,8 +27,8 @@ def conv(cin: int, cout: int, kernel: int, stride: int = 1, dilation: int = 1, n
 class UpConv(nn.Conv2d):
     """Nearest-neighbour ×2 upsampling, then a k×k convolution over edge-replicated padding — computed
     without the upsampled map. Each of the 4 output phases (row and column parity) of the upsampled grid
-    sees only 3 distinct input rows and columns, so its taps fold into a 3×3 kernel on the input; the 4
-    phase convolutions run as one and are pixel-shuffled into place. For k = 5 that is 9/25 of the
+    reads only a few distinct input rows and columns (3 for k = 5), so its taps fold into a small kernel
+    on the input; the 4 phase convolutions run as one and are pixel-shuffled into place. For k = 5 that is 9/25 of the
     direct form's arithmetic, with the same k×k weights and the same result."""
 
     def __init__(self, cin: int, cout: int, kernel: int):
