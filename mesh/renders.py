@@ -12,7 +12,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
 from reid_data import DatasetError
+from reid_data.image import read_image
+from reid_data.transforms import load_resized
 from reid_data.records import ReIDDataset, Sample
 
 ANGLES = (0, 45, 90, 135, 180, 225, 270, 315)
@@ -64,3 +71,29 @@ class RenderSet:
     def paths(self, image_path: str) -> list[Path]:
         """The renders of one image, in the order of ``angles``."""
         return [self.path(image_path, a) for a in self.angles]
+
+
+def load_render(path, height: int, width: int) -> torch.Tensor:
+    """(1, H, W) uint8 grey render, resized with bicubic interpolation when it is not H × W."""
+    img = read_image(str(path)).convert("L")
+    if img.size != (width, height):
+        img = img.resize((width, height), Image.BICUBIC)
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).unsqueeze(0)
+
+
+class RenderedImages(Dataset):
+    """Items: uint8 image (3, H, W), its renders at every angle of the render set (A, H, W),
+    and ``index``: the image's slot (its position in the full training list, by default)."""
+
+    def __init__(self, samples, renders: RenderSet, height: int, width: int, slots=None):
+        self.samples, self.renders, self.height, self.width = list(samples), renders, height, width
+        self.slots = list(range(len(self.samples))) if slots is None else list(slots)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.samples[i]
+        views = [load_render(p, self.height, self.width) for p in self.renders.paths(s.path)]
+        return {"image": load_resized(s.path, self.height, self.width), "renders": torch.cat(views),
+                "index": self.slots[i]}

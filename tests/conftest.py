@@ -26,3 +26,18 @@ def tiny_world_root(tmp_path_factory):
                                                 min_images=4, max_images=4, seed=1),
                 progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_renders_root(tiny_world_root):
+    """GCL's render folders (`mesh.precompute --oracle`) of the tiny world, in `renders/`."""
+    import yaml
+    from mesh.precompute import main
+
+    cfg = tiny_world_root / "renders.yaml"
+    cfg.write_text(yaml.safe_dump({"data": {"dataset": "synthetic", "root": str(tiny_world_root), "workers": 0,
+                                            "test_batch_size": 16}, "run": {"device": "cpu"}}))
+    out = tiny_world_root / "renders"
+    if not out.exists():
+        assert main(["--config", str(cfg), "--out", str(out), "--oracle"]) == 0
+    return out

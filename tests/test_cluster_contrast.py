@@ -11,7 +11,7 @@ import torch
 from configs.loader import load_config
 from reid_eval import evaluator
 from runs import run_dir, run_two_gloo_processes
-from trainers import TrainingStopped, build_trainer, cluster_contrast
+from trainers import TrainingStopped, build_trainer, pseudo_labels
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
 from trainers.holdout import split_identities
 
@@ -116,7 +116,7 @@ def test_best_model_selection_reads_held_out_training_identities_only(cc_cfg, mo
     assert len(trainer.train_samples) + len(held) == len(data.train)
 
     read = {"selection": set(), "clustering": set()}
-    for module, key in ((evaluator, "selection"), (cluster_contrast, "clustering")):
+    for module, key in ((evaluator, "selection"), (pseudo_labels, "clustering")):
         original = module.test_loader
         monkeypatch.setattr(module, "test_loader", lambda samples, data_cfg, original=original, key=key:
                             read[key].update(s.path for s in samples) or original(samples, data_cfg))

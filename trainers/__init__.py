@@ -4,8 +4,10 @@ from .teacher import TeacherTrainer
 from .dgnet import DGNetTrainer
 from .cluster_contrast import ClusterContrastTrainer
 from .hmr import HMRTrainer
+from .gcl import GCLTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer, DGNetTrainer, ClusterContrastTrainer, HMRTrainer)}
+TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer, DGNetTrainer, ClusterContrastTrainer, HMRTrainer,
+                                                          GCLTrainer)}
 
 
 def build_trainer(cfg, run_dir) -> Trainer:

@@ -14,32 +14,25 @@ whole global batch.
 from __future__ import annotations
 
 import itertools
-import json
 import warnings
 
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import adjusted_rand_score
 from torch import nn
-from tqdm import tqdm
 
 from models import build_reid_net
-from reid_data import BatchAugment, UnlabeledDataset, build_dataset, test_loader, train_loader
-from reid_eval.cluster import dbscan
-from reid_eval.evaluator import evaluate_embedding
-from reid_eval.features import extract_features
-from reid_eval.rerank import jaccard_distance
+from reid_data import BatchAugment, UnlabeledDataset, train_loader
 
 from . import checkpoint, distributed
-from .base import Trainer, TrainingStopped
+from .base import TrainingStopped
 from .cluster_round import ClusterRound, memory_options
-from .holdout import split_identities
+from .pseudo_labels import PseudoLabelTrainer
 from .teacher import TeacherTrainer
 from .memories import image_loss, patch_loss
 from .optim import build_optimizer, build_scheduler
 
 
-class ClusterContrastTrainer(Trainer):
+class ClusterContrastTrainer(PseudoLabelTrainer):
     name = "cluster_contrast"
 
     def build(self) -> None:
@@ -47,8 +40,7 @@ class ClusterContrastTrainer(Trainer):
         if cfg.data.instances < 2:
             raise ValueError("trainer cluster_contrast samples identities × instances: set data.instances >= 2")
         options = memory_options(cfg.memory, cfg.data.instances)
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split)
-        self.train_samples, self.holdout = split_identities(self.data.train, cfg.cluster.holdout_ids, cfg.run.seed)
+        self.load_training_set()
         with warnings.catch_warnings():  # no classifier (0 classes): the memory classifies
             warnings.filterwarnings("ignore", "Initializing zero-element tensors")
             self.model = build_reid_net(cfg.model, 0).to(self.device)
@@ -101,10 +93,8 @@ class ClusterContrastTrainer(Trainer):
 
     @torch.no_grad()
     def recluster(self, epoch: int) -> None:
-        c = self.cfg.cluster
-        features = self._extract(lambda x: self.model(x).embedding)
-        clusters = dbscan(jaccard_distance(features, c.k1, c.k2), eps=None if c.rho is not None else c.eps,
-                          rho=c.rho, min_samples=c.min_samples, outliers=c.outliers)
+        features = self.extract_training_features(lambda x: self.model(x).embedding, self.model)
+        clusters = self.cluster(features, epoch)
         identities = self.cfg.data.batch_size // self.cfg.data.instances
         if len(clusters.counts) < identities:
             raise TrainingStopped(
@@ -114,32 +104,9 @@ class ClusterContrastTrainer(Trainer):
         self.round.start(epoch, labels, features, torch.Generator().manual_seed(self._epoch_seed(epoch)))
         if self.cfg.memory.kind == "cfl" and not self.round.central:  # CFL's memory spans the whole run
             self.round.init_central("image", features)
-            patches = self._extract(lambda x: self._patches(self.model.backbone(x)).flatten(1))
+            patches = self.extract_training_features(lambda x: self._patches(self.model.backbone(x)).flatten(1),
+                                                     self.model)
             self.round.init_central("patch", F.normalize(patches.view(len(patches), self.cfg.cfl.patches, -1), dim=2))
-        if self.is_main:
-            self._log_clusters(epoch, clusters)
-
-    def _extract(self, embed) -> torch.Tensor:
-        """Unit features (N, D) of all training images, identical in every process: each
-        extracts every world-size-th image and the shares are gathered."""
-        training = self.model.training
-        self.model.eval()
-        rank, world = distributed.rank(), distributed.world_size()
-        share, _, _ = extract_features(embed, test_loader(self.train_samples[rank::world], self.cfg.data),
-                                       self.device, flip=False, autocast_dtype=self.amp_dtype, desc="cluster")
-        self.model.train(training)  # the stream clusters between the loop's train() and the step
-        gathered = distributed.all_gather_rows(share.to(self.device)).cpu()
-        order = torch.cat([torch.arange(r, len(self.train_samples), world) for r in range(world)])
-        return torch.empty_like(gathered).index_copy_(0, order, gathered)
-
-    def _log_clusters(self, epoch: int, clusters) -> None:
-        # The true identities are read only for this diagnostic (adjusted Rand index), never trained on.
-        ari = adjusted_rand_score([s.pid for s in self.train_samples], clusters.labels)
-        record = {"clusters": clusters.num_clusters, "outliers": clusters.num_outliers, "eps": clusters.eps, "ari": ari}
-        tqdm.write(f"[{self.name}] epoch {epoch}: " + ", ".join(f"{k} {v:.3g}" for k, v in record.items()))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / "clusters.jsonl", "a") as f:
-            f.write(json.dumps({"iteration": self.iteration, "epoch": epoch, **record}) + "\n")
 
     # --- one iteration --------------------------------------------------------------------
     def _patches(self, feature_map: torch.Tensor) -> torch.Tensor:
@@ -182,23 +149,7 @@ class ClusterContrastTrainer(Trainer):
 
     # --- best-model selection and evaluation ---------------------------------------------
     def _select_at_epoch_end(self, done: int) -> None:
-        """After every `select_every`-th epoch, score the model on the held-out identities and
-        keep the best weights in checkpoints/best.pt (main process only)."""
-        c = self.cfg.cluster
-        if not (self.holdout.query and self.is_main and done % (c.iters * c.select_every) == 0):
-            return
-        self.model.eval()
-        score = evaluate_embedding(lambda x: self.model(x).embedding, self.holdout, self.cfg.data, self.device,
-                                   flip=self.cfg.test.flip, autocast_dtype=self.amp_dtype)["mAP"]
-        best = score > self.round.best
-        if best:
-            self.round.best = score
-            checkpoint.save_atomic({"trainer": self.name, "iteration": done, "config": self.cfg.to_dict(),
-                                    "modules": {k: m.state_dict() for k, m in self.modules.items()}},
-                                   self.checkpoint_dir / "best.pt")
-        tqdm.write(f"[{self.name}] iteration {done}: held-out mAP {score:.4f}{' (best)' if best else ''}")
-        with open(self.run_dir / "selection.jsonl", "a") as f:
-            f.write(json.dumps({"iteration": done, "holdout_mAP": score, "best": best}) + "\n")
+        self.round.best = self.select_on_holdout(done, lambda x: self.model(x).embedding, self.model, self.round.best)
 
     # the same network and batches as the teacher: its grid and its query/gallery evaluation
     images = TeacherTrainer.images

@@ -168,14 +168,14 @@ class DGNetTrainer(Trainer):
         half = len(last["real"]) // 2
         k = min(n, half)
         train = [last["real"][:k], last["recon"][:k], last["real"][half:half + k], last["fake"][:k]]
-        grids = {"train/swaps": _grid(train, k)}
+        grids = {"train/swaps": image_grid(train, k)}
         test = self._test_batch()
         if test is not None:
             self.net.eval()
             with torch.no_grad(), self.autocast():
                 a, s = test.chunk(2)
                 rows = [a, self.net.swap(a, a), s, self.net.swap(s, a)]
-            grids["test/swaps"] = _grid([r.float() for r in rows], len(a))
+            grids["test/swaps"] = image_grid([r.float() for r in rows], len(a))
         return grids
 
     def _test_batch(self) -> torch.Tensor | None:
@@ -243,6 +243,6 @@ def other_side(batch: torch.Tensor) -> torch.Tensor:
     return batch.roll(len(batch) // 2, dims=0)
 
 
-def _grid(rows: list[torch.Tensor], columns: int) -> torch.Tensor:
+def image_grid(rows: list[torch.Tensor], columns: int) -> torch.Tensor:
     """Rows of normalised images → one (1, 3, H, W) picture in [0, 1]."""
     return make_grid(denormalize(torch.cat(rows).float().cpu()), nrow=columns, padding=2).unsqueeze(0)

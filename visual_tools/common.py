@@ -1,8 +1,9 @@
-"""What every visual tool shares: its command-line options, loading a DG-Net checkpoint, and
-choosing input images (a data set split or a folder)."""
+"""What every visual tool shares: its command-line options, loading a DG-Net or GCL checkpoint,
+choosing input images (a data set split or a folder) and finding their mesh renders (GCL)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -11,21 +12,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from configs.loader import load_config
-from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, build_dataset, normalize, test_loader
+from mesh.renders import ANGLES, RenderError, RenderSet, angle_folder, load_render
+from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, build_dataset, load_resized, normalize, test_loader
 from trainers.base import resolve_device
 from trainers.checkpoint import CheckpointError
 from trainers.checkpoint import load as load_checkpoint_file
 
 
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the options every tool takes."""
+def parser(description: str, trainer: str = "dgnet") -> argparse.ArgumentParser:
+    """An argument parser with the options every tool takes (for checkpoints of `trainer`)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="a dgnet run's checkpoint, e.g. logs/<run>/checkpoints/last.pt")
+    p.add_argument("--checkpoint", required=True,
+                   help=f"a {trainer} run's checkpoint, e.g. logs/<run>/checkpoints/last.pt")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. data.root=/datasets")
     p.add_argument("--input", metavar="DIR", help="folder of input images (default: the data set's query split); "
@@ -42,7 +46,8 @@ def weights_arg(text: str):
 
 @dataclass
 class Loaded:
-    """A DG-Net in eval mode on `device`, its resolved config, and (loaded on first use) its data set."""
+    """A DG-Net or GCL network in eval mode on `device`, its resolved config, and (loaded on first
+    use) its data set."""
     model: torch.nn.Module
     cfg: object
     device: torch.device
@@ -56,13 +61,31 @@ def load_dgnet(checkpoint: str | Path, device: str = "auto", opts: Sequence[str]
     """The DG-Net of a `dgnet` trainer checkpoint, built from the config stored with it."""
     from models.dgnet import build_dgnet_from_state  # the heavy import only when a tool runs
 
+    return _load_network(checkpoint, "dgnet", build_dgnet_from_state, device, opts)
+
+
+def load_gcl(checkpoint: str | Path, device: str = "auto", opts: Sequence[str] = ()) -> Loaded:
+    """The GCL network of a `gcl` trainer checkpoint, built from the config stored with it."""
+    from models.gcl import build_gcl
+
+    def build(cfg, weights):
+        net = build_gcl(cfg)
+        net.load_state_dict(weights)
+        return net
+
+    return _load_network(checkpoint, "gcl", build, device, opts)
+
+
+def _load_network(checkpoint: str | Path, trainer: str, build: Callable[[object, dict], torch.nn.Module],
+                  device: str, opts: Sequence[str]) -> Loaded:
+    """`build(config, state_dict)` of the network a `trainer` checkpoint stores under its name."""
     state = load_checkpoint_file(checkpoint)
-    if state.get("trainer") != "dgnet":
+    if state.get("trainer") != trainer:
         raise CheckpointError(f"checkpoint {checkpoint} was written by trainer {state.get('trainer')!r}; "
-                              f"the visual tools need one of a dgnet run")
+                              f"the visual tools need one of a {trainer} run")
     cfg = load_config(state["config"], opts)
     dev = resolve_device(device)
-    model = build_dgnet_from_state(cfg, state["modules"]["dgnet"]).eval().to(dev)
+    model = build(cfg, state["modules"][trainer]).eval().to(dev)
     return Loaded(model, cfg, dev)
 
 
@@ -72,10 +95,13 @@ class InputImage(NamedTuple):
 
 
 def input_images(loaded: Loaded, folder: str | None = None, split: str = "query") -> list[InputImage]:
-    """The images of `folder`, or else of a split of the data set ("query", "train", "gallery")."""
+    """The images of `folder`, or else of a split of the data set ("query", "gallery", "train", or
+    "test": query and gallery)."""
     if folder is not None:
         return folder_images(folder)
-    return [InputImage(s.path, f"{s.pid:04d}") for s in getattr(loaded.dataset, split)]
+    samples = (loaded.dataset.query + loaded.dataset.gallery if split == "test"
+               else getattr(loaded.dataset, split))
+    return [InputImage(s.path, f"{s.pid:04d}") for s in samples]
 
 
 def folder_images(folder: str) -> list[InputImage]:
@@ -133,6 +159,83 @@ def load(images: Sequence[InputImage], loaded: Loaded) -> torch.Tensor:
     return torch.cat(list(batches(images, loaded)))
 
 
+def synthetic_world(loaded: Loaded, images: Sequence[InputImage], purpose: str):
+    """The ground truth (``WorldGroundTruth``) of the checkpoint's synthetic world, holding every
+    one of `images`; one sentence, starting with `purpose` ("--truth needs"), when it cannot."""
+    from reid_data.synthetic.ground_truth import load_ground_truth
+    dataset = loaded.dataset
+    try:
+        world = load_ground_truth(dataset.root)
+    except FileNotFoundError:
+        raise DatasetError(f"{purpose} the synthetic world's true rotated views, and {dataset.name} at "
+                           f"{dataset.root} has no ground truth; use a checkpoint of a synthetic-world "
+                           f"run (or --opts data.dataset=synthetic data.root=DIR)") from None
+    for im in images:
+        if os.path.basename(im.path) not in world.index:
+            raise DatasetError(f"{purpose} true rotated views, and input image {im.path} is not an image "
+                               f"of the synthetic world at {world.folder}")
+    return world
+
+
+def render_root(loaded: Loaded, renders: str | None) -> Path:
+    """The mesh-render folder: `renders` (a --renders option), or else the config's gcl.renders."""
+    root = renders or loaded.cfg.gcl.renders
+    if not root:
+        raise RenderError("no mesh-render folder is known: pass --renders DIR or --opts gcl.renders=DIR "
+                          "(write one with python -m mesh.precompute --config CONFIG --out DIR)")
+    return Path(root)
+
+
+def find_renders(images: Sequence[InputImage], root: str | Path, dataset=None, angles: Sequence[int] = ANGLES
+                 ) -> list[list[Path]]:
+    """Each image's grey mesh renders, one path per angle of `angles`. Images of `dataset` are
+    looked up in its render split (`mesh.renders.RenderSet`); others (a folder's) by file name,
+    under ROOT/test/render_A/NAME and else ROOT/train/render_A/NAME."""
+    if dataset is not None:
+        renders = RenderSet(dataset, root, angles)
+        return [renders.paths(im.path) for im in images]
+    root, found = Path(root), []
+    for im in images:
+        name = os.path.basename(im.path)
+        paths = []
+        for angle in angles:
+            options = [root / split / angle_folder(angle) / name for split in ("test", "train")]
+            path = next((o for o in options if o.is_file()), None)
+            if path is None:
+                raise RenderError(f"the mesh render {options[0]} (or {options[1]}) of input image {im.path} "
+                                  f"is missing; write the renders with python -m mesh.precompute "
+                                  f"--config CONFIG --out {root}")
+            paths.append(path)
+        found.append(paths)
+    return found
+
+
+class _RenderedInputs(Dataset):
+    """Items: an image as uint8 (3, H, W) and its renders as uint8 (A, H, W)."""
+
+    def __init__(self, images: Sequence[InputImage], renders: Sequence[Sequence[Path]], height: int, width: int):
+        self.images, self.renders, self.height, self.width = list(images), list(renders), height, width
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        views = [load_render(p, self.height, self.width) for p in self.renders[i]]
+        return load_resized(self.images[i].path, self.height, self.width), torch.cat(views)
+
+
+def rendered_batches(images: Sequence[InputImage], renders: Sequence[Sequence[Path]], loaded: Loaded
+                     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """(normalised images (B, 3, H, W), uint8 renders (B, A, H, W)) at the model's size, on its
+    device, in order; `renders` holds each image's render paths (`find_renders`)."""
+    data = loaded.cfg.data
+    loader = DataLoader(_RenderedInputs(images, renders, data.height, data.width),
+                        batch_size=data.test_batch_size, shuffle=False, num_workers=data.workers,
+                        generator=torch.Generator().manual_seed(0))  # workers leave the global RNG alone
+    for image, views in loader:
+        yield normalize(image.to(loaded.device)), views.to(loaded.device)
+
+
 def refuse_used_folder(p: argparse.ArgumentParser, folder: str | Path) -> None:
     """Stop with one sentence unless `folder` is absent or empty: a tool never deletes or mixes
     into a user's folder."""
@@ -155,3 +258,15 @@ def new_folder(folder: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+RANDOM_WEIGHTS_NOTE = "random weights: tests the pipeline, not comparable with published figures"
+
+
+def write_results(results: dict, output: str | Path) -> Path:
+    """A metrics tool's results as indented JSON at `output` (its folder made as needed)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written {output}")
+    return output

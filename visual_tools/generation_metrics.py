@@ -24,7 +24,6 @@ takes at most N images of each set (a seeded random choice; 0: all). The JSON go
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -41,7 +40,6 @@ from visual_tools import common, synthesis  # noqa: E402
 from visual_tools.test_folder import cross_identity_batches  # noqa: E402
 
 METRICS = ("ssim", "fid", "lpips")
-RANDOM_NOTE = "random weights: tests the pipeline, not comparable with published figures"
 
 
 def reconstruction_ssim(loaded: common.Loaded, images: list[common.InputImage]) -> dict:
@@ -110,21 +108,18 @@ def main(argv=None) -> dict:
         real = common.subset(common.input_images(loaded, args.real, split="train"), args.limit, args.seed)
         generated = generated_batches(loaded, args.generated, images, args.limit, args.seed)
         results["fid"] = generated_vs_real_fid(loaded, inception, generated, real)
-        results["fid"]["inception"] = "pytorch-fid" if args.inception is not False else RANDOM_NOTE
+        results["fid"]["inception"] = "pytorch-fid" if args.inception is not False else common.RANDOM_WEIGHTS_NOTE
         print(f"FID {results['fid']['value']:.2f} ({results['fid']['generated']} generated vs "
               f"{results['fid']['real']} real images; Inception: {results['fid']['inception']})")
     if "lpips" in args.metrics:
         people = common.load(common.distinct_identities(images, args.people, args.seed), loaded)
         results["lpips_diversity"] = lpips_diversity(loaded, distance, people)
         results["lpips_diversity"]["backbone"] = ("ImageNet AlexNet" if distance.pretrained_backbone
-                                                  else RANDOM_NOTE)
+                                                  else common.RANDOM_WEIGHTS_NOTE)
         d = results["lpips_diversity"]
         print(f"LPIPS diversity {d['across_appearances']:.4f} across appearances, {d['across_structures']:.4f} "
               f"across structures ({d['people']} people; AlexNet: {d['backbone']})")
-    output = Path(args.output or f"{args.checkpoint}.generation.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {output}")
+    common.write_results(results, args.output or f"{args.checkpoint}.generation.json")
     return results
 
 
