@@ -12,13 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from reid_data import DatasetError
-from reid_data.image import read_image
 from reid_data.transforms import load_resized
 from reid_data.records import ReIDDataset, Sample
 
@@ -49,10 +46,10 @@ class RenderSet:
 
     def __init__(self, dataset: ReIDDataset, root, angles=ANGLES):
         self.root, self.angles = Path(root), tuple(angles)
-        self.split = {s.path: split for split, samples in render_splits(dataset).items()
-                      for s in samples}
+        splits = render_splits(dataset)
+        self.split = {s.path: split for split, samples in splits.items() for s in samples}
         missing = []
-        for split, samples in render_splits(dataset).items():
+        for split, samples in splits.items():
             for angle in self.angles:
                 folder = self.root / split / angle_folder(angle)
                 present = set(os.listdir(folder)) if folder.is_dir() else set()
@@ -73,20 +70,13 @@ class RenderSet:
         return [self.path(image_path, a) for a in self.angles]
 
 
-def load_render(path, height: int, width: int) -> torch.Tensor:
-    """(1, H, W) uint8 grey render, resized with bicubic interpolation when it is not H × W."""
-    img = read_image(str(path)).convert("L")
-    if img.size != (width, height):
-        img = img.resize((width, height), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).unsqueeze(0)
-
-
 class RenderedImages(Dataset):
-    """Items: uint8 image (3, H, W), its renders at every angle of the render set (A, H, W),
-    and ``index``: the image's slot (its position in the full training list, by default)."""
+    """Items: uint8 image (3, H, W), its grey renders (A, H, W) in the order ``render_paths(image
+    path)`` gives them (e.g. ``RenderSet.paths``), and ``index``: the image's slot (its position
+    in the list, by default)."""
 
-    def __init__(self, samples, renders: RenderSet, height: int, width: int, slots=None):
-        self.samples, self.renders, self.height, self.width = list(samples), renders, height, width
+    def __init__(self, samples, render_paths, height: int, width: int, slots=None):
+        self.samples, self.render_paths, self.height, self.width = list(samples), render_paths, height, width
         self.slots = list(range(len(self.samples))) if slots is None else list(slots)
 
     def __len__(self):
@@ -94,6 +84,6 @@ class RenderedImages(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         s = self.samples[i]
-        views = [load_render(p, self.height, self.width) for p in self.renders.paths(s.path)]
+        views = [load_resized(p, self.height, self.width, mode="L") for p in self.render_paths(s.path)]
         return {"image": load_resized(s.path, self.height, self.width), "renders": torch.cat(views),
                 "index": self.slots[i]}

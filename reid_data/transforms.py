@@ -17,12 +17,16 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
 
-def load_resized(path: str, height: int, width: int) -> torch.Tensor:
-    """(3, H, W) uint8 tensor of the image resized with bicubic interpolation."""
-    img = read_image(path)
+def load_resized(path: str, height: int, width: int, mode: str = "RGB") -> torch.Tensor:
+    """(C, H, W) uint8 tensor of the image resized with bicubic interpolation: C = 3 for mode
+    "RGB", 1 for "L" (grey, e.g. GCL's mesh renders)."""
+    img = read_image(str(path))
+    if mode != "RGB":
+        img = img.convert(mode)
     if img.size != (width, height):
         img = img.resize((width, height), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
+    pixels = np.asarray(img, dtype=np.uint8).copy()
+    return torch.from_numpy(pixels.reshape(height, width, -1)).permute(2, 0, 1).contiguous()
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from PIL import Image
 
 from configs.loader import load_config
 from mesh.precompute import main as precompute
-from mesh.renders import ANGLES, RenderError, angle_folder, load_render
+from mesh.renders import ANGLES, RenderError, angle_folder
 from models.gcl import build_gcl
 from reid_data import DatasetError, build_dataset, denormalize, load_resized, normalize
 from reid_data.synthetic.ground_truth import load_ground_truth
@@ -67,7 +67,7 @@ def read_input(path) -> torch.Tensor:
 def views_of(net, renders: Path, paths, angles=ANGLES, split="test") -> torch.Tensor:
     """The model's own answer, from files read here: (B, A, 3, H, W) in [0, 1]."""
     images = normalize(torch.stack([load_resized(p, H, W) for p in paths]))
-    grey = torch.stack([torch.cat([load_render(renders / split / angle_folder(a) / Path(p).name, H, W)
+    grey = torch.stack([torch.cat([load_resized(renders / split / angle_folder(a) / Path(p).name, H, W, mode="L")
                                    for a in angles]) for p in paths])
     with torch.no_grad():
         code = net.encode_identity(images).code

@@ -181,11 +181,7 @@ class DGNetTrainer(Trainer):
     def _test_batch(self) -> torch.Tensor | None:
         """2·k query images of distinct identities, fixed for the run (k ≤ 8)."""
         if self._test_images is None:
-            seen, picked = set(), []
-            for sample in self.data.query:
-                if sample.pid not in seen:
-                    seen.add(sample.pid)
-                    picked.append(sample)
+            picked = first_per_identity(self.data.query)
             k = min(GRID_COLUMNS, len(picked) // 2)
             if k == 0:
                 return None
@@ -241,6 +237,12 @@ def init_from_teacher(backbone: torch.nn.Module, teacher_backbone: torch.nn.Modu
 def other_side(batch: torch.Tensor) -> torch.Tensor:
     """Item i of side a ↔ item i of side b (the batch is side a, then side b)."""
     return batch.roll(len(batch) // 2, dims=0)
+
+
+def first_per_identity(samples):
+    """The first sample of each identity, in order (distinct people for the image grids)."""
+    seen = set()
+    return [s for s in samples if not (s.pid in seen or seen.add(s.pid))]
 
 
 def image_grid(rows: list[torch.Tensor], columns: int) -> torch.Tensor:

@@ -29,16 +29,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.utils import make_grid
 
 from configs.loader import ConfigError
 from mesh.renders import ANGLES, RenderedImages, RenderSet
 from models.gcl import build_gcl, normalize_render
-from reid_data import DatasetError, normalize, train_loader
+from reid_data import DatasetError, denormalize, normalize, train_loader
 from reid_eval.evaluator import evaluate_embedding
+from reid_eval.generation.rotation import novel_views
 
 from . import checkpoint, distributed
 from .base import TrainingStopped
-from .dgnet import image_grid
+from .dgnet import first_per_identity, image_grid
 from .dgnet_losses import frozen, gradient_penalty, lsgan_discriminator, lsgan_generator
 from .memories import ViewMemory
 from .optim import build_optimizer, build_scheduler
@@ -157,7 +159,7 @@ class GCLTrainer(PseudoLabelTrainer):
         cfg = self.cfg
         pin = self.device.type == "cuda"
         if not self.stage3:
-            dataset = RenderedImages(self.train_samples, self.renders, cfg.data.height, cfg.data.width)
+            dataset = RenderedImages(self.train_samples, self.renders.paths, cfg.data.height, cfg.data.width)
             yield from train_loader(dataset, cfg.data, cfg.run.seed, start, pin_memory=pin)
             return
         iters = cfg.cluster.iters
@@ -166,7 +168,7 @@ class GCLTrainer(PseudoLabelTrainer):
             if offset == 0 or self.round.epoch != epoch:
                 self.recluster(epoch)
             slots = torch.nonzero(self.round.memory.labels >= 0).flatten().tolist()
-            dataset = RenderedImages([self.train_samples[i] for i in slots], self.renders, cfg.data.height,
+            dataset = RenderedImages([self.train_samples[i] for i in slots], self.renders.paths, cfg.data.height,
                                      cfg.data.width, slots=slots)
             loader = train_loader(dataset, cfg.data, cfg.run.seed * 100_000 + epoch, offset, pin_memory=pin)
             yield from itertools.islice(loader, iters - offset)
@@ -176,8 +178,9 @@ class GCLTrainer(PseudoLabelTrainer):
     def recluster(self, epoch: int) -> None:
         features = self.extract_training_features(self._embed, self.net)
         clusters = self.cluster(features, epoch)
-        if clusters.num_clusters == 0 or (clusters.labels >= 0).sum() < self.cfg.data.batch_size:
-            raise TrainingStopped(f"epoch {epoch}: clustering left {(clusters.labels >= 0).sum()} images in "
+        clustered = int((clusters.labels >= 0).sum())
+        if clusters.num_clusters == 0 or clustered < self.cfg.data.batch_size:
+            raise TrainingStopped(f"epoch {epoch}: clustering left {clustered} images in "
                                   f"{clusters.num_clusters} clusters, fewer than a batch of {self.cfg.data.batch_size}; "
                                   f"raise cluster.rho / cluster.eps (now {clusters.eps:.3f})")
         self.round.start(epoch, features.to(self.device), torch.as_tensor(clusters.labels))
@@ -223,7 +226,7 @@ class GCLTrainer(PseudoLabelTrainer):
         self.optimize(GENERATED * g.gan_w * (d_adv + self.cfg.dis.gp_weight * d_gp), "dis")
 
         # generator (+ identity encoder) step
-        target = code.detach().float()
+        target = code.float()
         with self.autocast():
             losses = {"adv": lsgan_generator(frozen(net.discriminator)(fakes))}
         losses.update({
@@ -261,24 +264,19 @@ class GCLTrainer(PseudoLabelTrainer):
         if items is not None:
             images, renders = items
             self.net.eval()
-            with torch.no_grad(), self.autocast():
-                code = self.net.encode_identity(images).code
-                views = [self.net.decode(self.net.encode_structure(normalize_render(renders[:, a:a + 1])), code)
-                         for a in range(len(ANGLES))]
-            grids["test/views"] = image_grid([images] + [v.float() for v in views], len(images))
+            with self.autocast():
+                views = novel_views(self.net, images, renders).float()  # (B, A, 3, H, W) in [0, 1]
+            rows = torch.cat([denormalize(images).unsqueeze(1), views], 1).transpose(0, 1).flatten(0, 1)
+            grids["test/views"] = make_grid(rows.cpu(), nrow=len(images), padding=2).unsqueeze(0)
         return grids
 
     def _test_batch(self):
         """Up to 8 query images of distinct identities with their renders, fixed for the run."""
         if self._test_items is None:
-            seen, picked = set(), []
-            for sample in self.data.query:
-                if sample.pid not in seen and len(picked) < GRID_COLUMNS:
-                    seen.add(sample.pid)
-                    picked.append(sample)
+            picked = first_per_identity(self.data.query)[:GRID_COLUMNS]
             if not picked:
                 return None
-            dataset = RenderedImages(picked, self.renders, self.cfg.data.height, self.cfg.data.width)
+            dataset = RenderedImages(picked, self.renders.paths, self.cfg.data.height, self.cfg.data.width)
             items = [dataset[i] for i in range(len(picked))]
             self._test_items = (normalize(torch.stack([it["image"] for it in items])),
                                 torch.stack([it["renders"] for it in items]))

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from configs.loader import load_config
-from mesh.renders import ANGLES, RenderError, RenderSet, angle_folder, load_render
-from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, build_dataset, load_resized, normalize, test_loader
+from mesh.renders import ANGLES, RenderedImages, RenderError, RenderSet, angle_folder
+from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, build_dataset, normalize, test_loader
 from trainers.base import resolve_device
 from trainers.checkpoint import CheckpointError
 from trainers.checkpoint import load as load_checkpoint_file
@@ -210,30 +210,17 @@ def find_renders(images: Sequence[InputImage], root: str | Path, dataset=None, a
     return found
 
 
-class _RenderedInputs(Dataset):
-    """Items: an image as uint8 (3, H, W) and its renders as uint8 (A, H, W)."""
-
-    def __init__(self, images: Sequence[InputImage], renders: Sequence[Sequence[Path]], height: int, width: int):
-        self.images, self.renders, self.height, self.width = list(images), list(renders), height, width
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        views = [load_render(p, self.height, self.width) for p in self.renders[i]]
-        return load_resized(self.images[i].path, self.height, self.width), torch.cat(views)
-
-
 def rendered_batches(images: Sequence[InputImage], renders: Sequence[Sequence[Path]], loaded: Loaded
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(normalised images (B, 3, H, W), uint8 renders (B, A, H, W)) at the model's size, on its
     device, in order; `renders` holds each image's render paths (`find_renders`)."""
     data = loaded.cfg.data
-    loader = DataLoader(_RenderedInputs(images, renders, data.height, data.width),
-                        batch_size=data.test_batch_size, shuffle=False, num_workers=data.workers,
+    dataset = RenderedImages([Sample(im.path, 0, 0) for im in images],
+                             dict(zip((im.path for im in images), renders)).__getitem__, data.height, data.width)
+    loader = DataLoader(dataset, batch_size=data.test_batch_size, shuffle=False, num_workers=data.workers,
                         generator=torch.Generator().manual_seed(0))  # workers leave the global RNG alone
-    for image, views in loader:
-        yield normalize(image.to(loaded.device)), views.to(loaded.device)
+    for batch in loader:
+        yield normalize(batch["image"].to(loaded.device)), batch["renders"].to(loaded.device)
 
 
 def refuse_used_folder(p: argparse.ArgumentParser, folder: str | Path) -> None:
