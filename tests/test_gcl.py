@@ -1,6 +1,6 @@
 """GCL at tiny size: the view memory against hand-computed batches, stage 2 leaves the identity
 encoder untouched, stage 3 trains everything and re-clusters, a resumed run equals an unbroken
-one, and starting points are loaded or refused clearly."""
+one, two gloo processes stay in step, and starting points are loaded or refused clearly."""
 import json
 import math
 
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from configs.loader import load_config
 from mesh.renders import RenderError
-from runs import run_dir
+from runs import run_dir, run_two_gloo_processes
 from trainers import build_trainer
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file, save_atomic
 from trainers.memories import ViewMemory
@@ -173,6 +173,30 @@ def test_stage3_resumes_exactly_across_an_epoch_boundary(gcl_cfg):
         assert torch.equal(rest.net.state_dict()[k], v), k
     assert torch.equal(rest.round.memory.features, whole.round.memory.features)
     assert torch.equal(rest.round.memory.labels, whole.round.memory.labels)
+
+
+def _ddp_worker(cfg):
+    trainer = quiet(build_trainer(cfg, run_dir(cfg)))
+    history = trainer.fit()
+    return {"labels": trainer.round.memory.labels, "slots": trainer.round.memory.features,
+            "parameters": {k: p.detach() for k, p in trainer.net.named_parameters()}, "history": history}
+
+
+@pytest.mark.filterwarnings("ignore:gcl.init_from is not set")
+def test_two_gloo_processes_cluster_identically_and_stay_in_step(gcl_cfg, tmp_path):
+    single_cfg = gcl_cfg("gcl.stage=3", "run.max_iter=1", "run.name=single")
+    quiet(build_trainer(single_cfg, run_dir(single_cfg))).fit()
+    cfg = gcl_cfg("gcl.stage=3", "run.max_iter=3", "run.name=ddp")
+    r0, r1 = run_two_gloo_processes(_ddp_worker, cfg, tmp_path)
+    # each rank extracts half the images; gathered, the first clustering is the single process's
+    first = [json.loads((run_dir(c) / "clusters.jsonl").read_text().splitlines()[0]) for c in (cfg, single_cfg)]
+    assert first[0] == first[1]
+    assert len((run_dir(cfg) / "clusters.jsonl").read_text().splitlines()) == 2  # re-clustered after 2 iterations
+    assert torch.equal(r0["labels"], r1["labels"])
+    torch.testing.assert_close(r0["slots"], r1["slots"])  # every rank updated every slot of the global batch
+    for name, value in r0["parameters"].items():  # averaged gradients: the same steps
+        torch.testing.assert_close(value, r1["parameters"][name], msg=name)
+    assert r0["history"] != r1["history"]  # on different shards of the batches
 
 
 def test_starting_points_and_renders_are_checked(gcl_cfg, tmp_path):

@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from . import checkpoint, distributed
+from .cpu_memory import keep_freed_memory
 
 
 class TrainingStopped(RuntimeError):
@@ -75,6 +76,8 @@ class Trainer:
         self.is_main = distributed.rank() == 0
         if cfg.run.threads > 0:
             torch.set_num_threads(cfg.run.threads)
+        if self.device.type == "cpu" and cfg.run.keep_freed_memory:
+            keep_freed_memory()
         seed_everything(cfg.run.seed)
         self.amp_dtype = amp_dtype(self.device) if cfg.run.amp else None
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
