@@ -9,7 +9,8 @@ setting; the floating-point work of one iteration (convolutions and matrix produ
 backward, counted by torch's FlopCounterMode), the rate the iteration ran at, and for scale the rate of
 one large 3x3 convolution (forward + backward, the decoder's residual-block shape) on this machine.
 Random init (no ImageNet file needed) on a generated toy set in the Market layout at the measured size,
-with an untrained teacher. On a CPU without native bfloat16 `run.amp` falls back to float32 (the
+with an untrained teacher; the trainer's defaults otherwise (on the CPU it keeps freed memory for reuse,
+`run.keep_freed_memory`; the line says so). On a CPU without native bfloat16 `run.amp` falls back to float32 (the
 trainer warns); the line says which precision actually ran.
 """
 import argparse
@@ -94,7 +95,7 @@ def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: 
                "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
                "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
                "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-               "skipped_steps": trainer.skipped_steps}
+               "skipped_steps": trainer.skipped_steps, "keep_freed_memory": cfg.run.keep_freed_memory}
         if trainer.device.type == "cuda":
             row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
         if amp and trainer.amp_dtype is None:
