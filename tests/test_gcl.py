@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from configs.loader import load_config
+from configs.loader import ConfigError, load_config
 from mesh.renders import RenderError
 from runs import run_dir, run_two_gloo_processes
 from trainers import build_trainer
@@ -49,6 +49,18 @@ def test_view_memory_loss_matches_a_hand_computed_batch():
         expected["original"].append(slow_info_nce(q[i], bank[positive_of[s]], negs, 0.5))
     for name, values in expected.items():
         assert terms[name].item() == pytest.approx(np.mean(values), rel=1e-5), name
+
+    # centroid positives: the normalised mean of the label's slots (own slot included)
+    centroid = ViewMemory(bank, labels, temperature=0.5, negatives=100, positive="centroid")
+    terms = centroid.loss(original, view, slots, torch.Generator().manual_seed(0))
+    centre = {0: F.normalize(bank[0] + bank[1], dim=0), 3: F.normalize(bank[2] + bank[3], dim=0)}
+    view_term = [slow_info_nce(v[i], centre[s], bank[negatives_of[s]], 0.5) for i, s in enumerate(slots.tolist())]
+    original_term = [slow_info_nce(q[i], centre[s], bank[negatives_of[s]], 0.5) for i, s in enumerate(slots.tolist())]
+    assert terms["view"].item() == pytest.approx(np.mean(view_term), rel=1e-5)
+    assert terms["original"].item() == pytest.approx(np.mean(original_term), rel=1e-5)
+    assert terms["instance"].item() == pytest.approx(np.mean(expected["instance"]), rel=1e-5)
+    with pytest.raises(ValueError, match="gcl.positive"):
+        ViewMemory(bank, labels, positive="mean")
 
     memory.update(original, slots)
     moved = F.normalize(0.2 * bank[slots] + 0.8 * q, dim=1)
@@ -136,8 +148,9 @@ def test_stage2_trains_the_generator_and_leaves_the_identity_encoder_alone(gcl_c
 
 
 @pytest.mark.filterwarnings("ignore:gcl.init_from is not set")
-def test_stage3_trains_everything_with_the_memory_and_reclusters(gcl_cfg):
-    cfg = gcl_cfg("gcl.stage=3", "run.max_iter=3")
+@pytest.mark.parametrize("memory", [[], ["gcl.positive=centroid", "gcl.view_w=0.5"]], ids=["published", "centroid"])
+def test_stage3_trains_everything_with_the_memory_and_reclusters(gcl_cfg, memory):
+    cfg = gcl_cfg("gcl.stage=3", "run.max_iter=3", *memory)
     trainer = quiet(build_trainer(cfg, run_dir(cfg)))
     before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
     history = trainer.fit()
@@ -199,6 +212,7 @@ def test_two_gloo_processes_cluster_identically_and_stay_in_step(gcl_cfg, tmp_pa
     assert r0["history"] != r1["history"]  # on different shards of the batches
 
 
+@pytest.mark.filterwarnings("ignore:gcl.init_from is not set")
 def test_starting_points_and_renders_are_checked(gcl_cfg, tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         build_trainer(gcl_cfg("gcl.init_from=nowhere.pt"), tmp_path / "a")
@@ -210,6 +224,8 @@ def test_starting_points_and_renders_are_checked(gcl_cfg, tmp_path):
     cc_checkpoint(gcl_cfg("model.backbone=resnet34"), wide)
     with pytest.raises(CheckpointError, match="does not fit"):
         build_trainer(gcl_cfg(f"gcl.init_from={wide}"), tmp_path / "c")
+    with pytest.raises(ConfigError, match="gcl.positive"):
+        build_trainer(gcl_cfg("gcl.positive=mean"), tmp_path / "e")
     (tmp_path / "empty").mkdir()
     with pytest.raises(RenderError, match="mesh renders of synthetic are missing"):
         build_trainer(gcl_cfg(f"gcl.renders={tmp_path / 'empty'}"), tmp_path / "d")

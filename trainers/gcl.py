@@ -118,8 +118,10 @@ class GCLTrainer(PseudoLabelTrainer):
         else:
             net.identity.requires_grad_(False)  # no gradient is computed into it
         self.schedulers = {k: build_scheduler(o, cfg.optim) for k, o in self.optimizers.items()}
+        if g.positive not in ViewMemory.POSITIVES:
+            raise ConfigError(f"unknown gcl.positive {g.positive!r}; choose one of {', '.join(ViewMemory.POSITIVES)}")
         memory_options = {"temperature": cfg.memory.temperature, "momentum": cfg.memory.momentum,
-                          "negatives": g.negatives}
+                          "negatives": g.negatives, "positive": g.positive}
         self.round = ViewRound(cfg.run.seed, memory_options, self.device)
         self.modules = {"gcl": self.net}
         self.stateful = {"round": self.round}
@@ -239,7 +241,8 @@ class GCLTrainer(PseudoLabelTrainer):
         if self.stage3:
             terms = self.round.memory.loss(encoded.embedding, novel_embedding, slots, self.round.generator)
             losses.update({f"memory_{k}": v for k, v in terms.items()})
-            total = total + g.memory_w * sum(terms.values())
+            memory = g.view_w * (terms["instance"] + terms["view"]) + terms["original"]
+            total = total + g.memory_w * memory
         self.optimize(total, "gen", *(["identity"] if self.stage3 else []))
         if self.stage3:
             self.round.memory.update(distributed.all_gather_rows(encoded.embedding.detach().float()),

@@ -17,14 +17,22 @@ class ViewMemory(nn.Module):
         original  — f  against that same slot.
     The label's slot is drawn among the label's other images when it has any. Everything is
     batched: the draws are random scores masked by label and ranked, no per-image loop.
+
+    `positive="centroid"` replaces that random slot in the view and original terms by the mean of
+    the label's slots (normalised), as a cluster memory does: a pseudo label that merges several
+    people then pulls towards their average instead of towards one of them drawn at random.
     """
 
+    POSITIVES = ("slot", "centroid")
+
     def __init__(self, features: torch.Tensor, labels: torch.Tensor, temperature: float = 0.04,
-                 momentum: float = 0.2, negatives: int = 8192):
+                 momentum: float = 0.2, negatives: int = 8192, positive: str = "slot"):
         super().__init__()
         if len(features) != len(labels):
             raise ValueError(f"{len(features)} features but {len(labels)} labels")
-        self.temperature, self.momentum, self.negatives = temperature, momentum, negatives
+        if positive not in self.POSITIVES:
+            raise ValueError(f"unknown gcl.positive {positive!r}; choose one of {', '.join(self.POSITIVES)}")
+        self.temperature, self.momentum, self.negatives, self.positive = temperature, momentum, negatives, positive
         self.register_buffer("features", F.normalize(features.detach().float(), dim=1))
         self.register_buffer("labels", torch.as_tensor(labels, dtype=torch.long).clone())
 
@@ -62,9 +70,21 @@ class ViewMemory(nn.Module):
         positives, negatives = self.draw(slots, generator)
         # similarities to every slot, then gathered: never a (B, K, D) copy of the negatives
         to_view, to_original = view @ self.features.T, original @ self.features.T        # (B, N)
-        return {"instance": _info_nce(to_view, slots, negatives, self.temperature),
-                "view": _info_nce(to_view, positives, negatives, self.temperature),
-                "original": _info_nce(to_original, positives, negatives, self.temperature)}
+        if self.positive == "centroid":
+            centre = self._centroids(self.labels[slots])                                # (B, D)
+            view_pos, original_pos = (view * centre).sum(1), (original * centre).sum(1)
+        else:
+            view_pos, original_pos = to_view.gather(1, positives[:, None]), to_original.gather(1, positives[:, None])
+        return {"instance": _info_nce(to_view.gather(1, slots[:, None]), to_view, negatives, self.temperature),
+                "view": _info_nce(view_pos, to_view, negatives, self.temperature),
+                "original": _info_nce(original_pos, to_original, negatives, self.temperature)}
+
+    def _centroids(self, labels: torch.Tensor) -> torch.Tensor:
+        """Normalised mean of the slots of each of `labels` (B,) → (B, D)."""
+        clustered = self.labels >= 0
+        sums = self.features.new_zeros(int(self.labels.max()) + 1, self.features.shape[1])
+        sums.index_add_(0, self.labels[clustered], self.features[clustered])
+        return F.normalize(sums[labels], dim=1)
 
     @torch.no_grad()
     def update(self, original: torch.Tensor, slots: torch.Tensor) -> None:
@@ -74,9 +94,10 @@ class ViewMemory(nn.Module):
         self.features = self.features.index_copy(0, slots, moved)
 
 
-def _info_nce(similarity: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor,
+def _info_nce(positive: torch.Tensor, similarity: torch.Tensor, negatives: torch.Tensor,
               temperature: float) -> torch.Tensor:
-    """Cross-entropy of the positive slot against the negatives, from (B, N) similarities."""
-    logits = torch.cat([similarity.gather(1, positive.unsqueeze(1)), similarity.gather(1, negatives)], dim=1)
+    """Cross-entropy of the positive similarity (B,) or (B, 1) against the negatives, gathered
+    from (B, N) similarities to every slot."""
+    logits = torch.cat([positive.reshape(-1, 1), similarity.gather(1, negatives)], dim=1)
     logits = logits / temperature
     return F.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long))
