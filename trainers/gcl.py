@@ -43,6 +43,7 @@ from .base import TrainingStopped
 from .dgnet import first_per_identity, image_grid
 from .dgnet_losses import frozen, gradient_penalty, lsgan_discriminator, lsgan_generator
 from .memories import ViewMemory
+from .memories.view_memory import check_positive
 from .optim import build_optimizer, build_scheduler
 from .pseudo_labels import PseudoLabelTrainer
 
@@ -118,8 +119,7 @@ class GCLTrainer(PseudoLabelTrainer):
         else:
             net.identity.requires_grad_(False)  # no gradient is computed into it
         self.schedulers = {k: build_scheduler(o, cfg.optim) for k, o in self.optimizers.items()}
-        if g.positive not in ViewMemory.POSITIVES:
-            raise ConfigError(f"unknown gcl.positive {g.positive!r}; choose one of {', '.join(ViewMemory.POSITIVES)}")
+        check_positive(g.positive)  # now, not at the first clustering, where the memory is built
         memory_options = {"temperature": cfg.memory.temperature, "momentum": cfg.memory.momentum,
                           "negatives": g.negatives, "positive": g.positive}
         self.round = ViewRound(cfg.run.seed, memory_options, self.device)

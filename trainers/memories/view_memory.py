@@ -5,6 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from configs.loader import ConfigError
+
+from .cluster_memory import cluster_centroids
+
 
 class ViewMemory(nn.Module):
     """One slot per training image (its feature, momentum-averaged) and its pseudo label.
@@ -30,8 +34,7 @@ class ViewMemory(nn.Module):
         super().__init__()
         if len(features) != len(labels):
             raise ValueError(f"{len(features)} features but {len(labels)} labels")
-        if positive not in self.POSITIVES:
-            raise ValueError(f"unknown gcl.positive {positive!r}; choose one of {', '.join(self.POSITIVES)}")
+        check_positive(positive)
         self.temperature, self.momentum, self.negatives, self.positive = temperature, momentum, negatives, positive
         self.register_buffer("features", F.normalize(features.detach().float(), dim=1))
         self.register_buffer("labels", torch.as_tensor(labels, dtype=torch.long).clone())
@@ -71,7 +74,7 @@ class ViewMemory(nn.Module):
         # similarities to every slot, then gathered: never a (B, K, D) copy of the negatives
         to_view, to_original = view @ self.features.T, original @ self.features.T        # (B, N)
         if self.positive == "centroid":
-            centre = self._centroids(self.labels[slots])                                # (B, D)
+            centre = cluster_centroids(self.features, self.labels)[self.labels[slots]]  # (B, D)
             view_pos, original_pos = (view * centre).sum(1), (original * centre).sum(1)
         else:
             view_pos, original_pos = to_view.gather(1, positives[:, None]), to_original.gather(1, positives[:, None])
@@ -79,19 +82,17 @@ class ViewMemory(nn.Module):
                 "view": _info_nce(view_pos, to_view, negatives, self.temperature),
                 "original": _info_nce(original_pos, to_original, negatives, self.temperature)}
 
-    def _centroids(self, labels: torch.Tensor) -> torch.Tensor:
-        """Normalised mean of the slots of each of `labels` (B,) → (B, D)."""
-        clustered = self.labels >= 0
-        sums = self.features.new_zeros(int(self.labels.max()) + 1, self.features.shape[1])
-        sums.index_add_(0, self.labels[clustered], self.features[clustered])
-        return F.normalize(sums[labels], dim=1)
-
     @torch.no_grad()
     def update(self, original: torch.Tensor, slots: torch.Tensor) -> None:
         """slot ← normalise(momentum·slot + (1 − momentum)·f) for the images' original features."""
         f = F.normalize(original.detach().float(), dim=1)
         moved = F.normalize(self.momentum * self.features[slots] + (1 - self.momentum) * f, dim=1)
         self.features = self.features.index_copy(0, slots, moved)
+
+
+def check_positive(positive: str) -> None:
+    if positive not in ViewMemory.POSITIVES:
+        raise ConfigError(f"unknown gcl.positive {positive!r}; choose one of {', '.join(ViewMemory.POSITIVES)}")
 
 
 def _info_nce(positive: torch.Tensor, similarity: torch.Tensor, negatives: torch.Tensor,
