@@ -1,6 +1,7 @@
 """The dgnet trainer at tiny size: every loss term, which parameters move, mixed precision, exact
 resume, clear errors, and two data-parallel processes."""
 import contextlib
+import copy
 import itertools
 import math
 from pathlib import Path
@@ -9,11 +10,13 @@ import pytest
 import torch
 
 from configs.loader import ConfigError, load_config
+from models.dgnet import AppearanceEncoder
 from reid_data import DatasetError
 from runs import run_dir, run_two_gloo_processes
 from trainers import TrainingStopped, build_trainer
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
 from trainers.cli import USER_ERRORS
+from trainers.dgnet import clean_codes
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_TERMS = {"adv", "recon_x", "recon_xp", "id", "pid", "fine_id", "recon_id", "recon_f", "recon_s", "cycle",
@@ -143,6 +146,24 @@ def test_missing_teacher_and_missing_market_are_one_sentence(dgnet_cfg, tmp_path
     message = str(err.value)
     assert "Market-1501" in message and str(tmp_path / "empty") in message
     assert "configs/synthetic-dgnet.yaml" in message and "\n" not in message
+
+
+def test_decoder_codes_are_those_of_the_unerased_images():
+    torch.manual_seed(0)
+    encoder = AppearanceEncoder(num_classes=3, backbone="resnet18", stripes=2).train()
+    images = torch.randn(4, 3, 64, 32)
+    erased = images.clone()
+    erased[1, :, 10:20, 5:15] = 0
+    erased[3, :, 30:40, 0:8] = 0
+    codes = encoder(erased).code.detach()
+    stats = snapshot(encoder)
+    clean = clean_codes(encoder, images, erased, codes)
+    assert torch.equal(clean[[0, 2]], codes[[0, 2]])  # erasing left them alone: their codes are kept
+    twin = copy.deepcopy(encoder)  # what a plain train-mode pass over the two changed images gives
+    assert torch.allclose(clean[[1, 3]], twin(images[[1, 3]]).code, atol=1e-5)
+    assert not torch.allclose(clean[[1, 3]], codes[[1, 3]], atol=1e-3)
+    assert not changed(stats, encoder)  # BN running statistics untouched
+    assert clean_codes(encoder, images, images, codes) is codes
 
 
 def test_batch_stream_shards_deal_the_one_stream():

@@ -6,8 +6,9 @@ from configs.loader import load_config
 import torch.nn.functional as F
 
 from models import build_dgnet, build_dgnet_from_state
-from models.dgnet.blocks import GroupedMLP, UpConv
-from trainers.dgnet_losses import TEACHER_STYLES, frozen, gradient_penalty, ramp, teacher_targets
+from models.dgnet.blocks import GroupedMLP, PointwiseConv, UpConv
+from trainers.dgnet_losses import (TEACHER_STYLES, frozen, gradient_penalty, input_gradient_only, ramp,
+                                  teacher_targets)
 
 
 def tiny_net_cfg(*overrides):
@@ -70,6 +71,31 @@ def test_fused_upsample_conv_equals_upsample_then_conv(kernel):
     assert torch.allclose(g_fused, g_direct, atol=1e-4)
 
 
+def test_decode_with_an_index_equals_decoding_the_gathered_maps(net):
+    torch.manual_seed(0)
+    structure = torch.randn(2, 32, 16, 8, requires_grad=True)
+    code = torch.randn(5, 512, 2, requires_grad=True)
+    index = torch.tensor([0, 1, 1, 0, 1])
+    shared = net.decode(structure, code, index=index)
+    direct = net.decode(structure[index], code)
+    assert torch.allclose(shared, direct, atol=1e-5)
+    weights = [structure, code, *net.decoder.parameters()]
+    g_shared = torch.autograd.grad(shared.square().mean(), weights)
+    g_direct = torch.autograd.grad(direct.square().mean(), weights)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(g_shared, g_direct))
+
+
+def test_pointwise_conv_equals_a_1x1_convolution():
+    torch.manual_seed(0)
+    conv = PointwiseConv(5, 3)
+    x = torch.randn(2, 5, 6, 4, requires_grad=True)
+    ours, reference = conv(x), F.conv2d(x, conv.weight, conv.bias)
+    assert torch.allclose(ours, reference, atol=1e-6)
+    weights = [x, conv.weight, conv.bias]
+    for a, b in zip(torch.autograd.grad(ours.square().sum(), weights), torch.autograd.grad(reference.square().sum(), weights)):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_mlp_batch_norm_removes_what_all_codes_share():
     torch.manual_seed(0)
     mlp = GroupedMLP(3, [6, 8, 5], norm="bn").train()
@@ -91,6 +117,29 @@ def test_frozen_call_reaches_the_input_only():
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in module.parameters())
     assert torch.equal(module[1].running_mean, stats)
+
+
+def test_one_pass_serves_a_frozen_and_a_live_consumer():
+    """input_gradient_only: the live consumer's gradient moves only the parameters, the frozen consumer's
+    only the source — the same gradients as a frozen pass plus a live pass on a detached copy."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 2, 3)).train()
+    params = list(net.parameters())
+    source_param = torch.randn(2, 3, 8, 8, requires_grad=True)
+    source = source_param * 2  # an output of another network (the generator)
+    live_w, frozen_w = torch.randn(2, 2, 4, 4), torch.randn(2, 2, 4, 4)
+
+    leaf = source.detach().requires_grad_(True)
+    out = net(leaf)
+    loss = (out * live_w).sum() + (input_gradient_only(out, leaf, source) * frozen_w).square().sum()
+    shared = torch.autograd.grad(loss, [source_param, *params])
+
+    source = source_param * 2
+    reference_loss = (net(source.detach()) * live_w).sum() + (frozen(net)(source) * frozen_w).square().sum()
+    reference = torch.autograd.grad(reference_loss, [source_param, *params])
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(shared, reference))
+    assert shared[0].abs().sum() > 0 and all(g.abs().sum() > 0 for g in shared[1:])
 
 
 def test_gradient_penalty_matches_the_definition():

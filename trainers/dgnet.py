@@ -7,7 +7,9 @@ stepped on those cross-identity images, then the generator and the appearance en
 
 Terms that need a network frozen (appearance and structure re-encoding of generated images, the
 discriminator's verdict for the generator, the teacher) call it through `frozen`: its parameters
-detached in place, never a copy of the network. The warm-up weights are functions of the iteration.
+detached in place, never a copy of the network; where the appearance encoder also runs live on the
+same generated images, the frozen terms share that pass (`input_gradient_only`). The warm-up weights
+are functions of the iteration.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ from reid_eval.evaluator import evaluate_embedding
 
 from . import checkpoint
 from .base import Trainer
-from .dgnet_losses import (frozen, gradient_penalty, lsgan_discriminator, lsgan_generator, ramp,
-                           teacher_targets)
+from .dgnet_losses import (frozen, gradient_penalty, input_gradient_only, lsgan_discriminator, lsgan_generator,
+                           ramp, teacher_targets)
 from .optim import build_optimizer, build_scheduler
 
 # The a and b sides' losses are summed in the paper; ours are means over both sides at once.
@@ -94,20 +96,17 @@ class DGNetTrainer(Trainer):
 
         with self.autocast():
             both = torch.cat([real, positive])
-            if self.cfg.augment.erasing > 0:
-                with torch.no_grad():
-                    codes = net.encode_appearance(both).code
-                encoded = net.encode_appearance(self.eraser.erase(both))
-            else:
-                encoded = net.encode_appearance(both)
-                codes = encoded.code.detach()
+            erased = self.eraser.erase(both) if self.cfg.augment.erasing > 0 else both
+            encoded = net.encode_appearance(erased)
             # The code the decoder gets is detached, as in the paper's code: the appearance encoder
             # learns from the identity losses, the image losses train the generator around it.
+            codes = clean_codes(net.appearance, both, erased, encoded.code.detach())
             code, code_pos = codes.chunk(2)
             structure = net.encode_structure(real)
             n = len(real)
             # self, positive and cross reconstructions in one batch; fake[i] has i's appearance, its partner's structure
-            out = net.decode(torch.cat([structure, structure, other_side(structure)]), torch.cat([code, code_pos, code]))
+            i = torch.arange(n, device=real.device)
+            out = net.decode(structure, torch.cat([code, code_pos, code]), index=torch.cat([i, i, other_side(i)]))
             recon, recon_pos, fake = out.float().split(n)
 
         # discriminator step on the detached cross-identity images
@@ -120,7 +119,17 @@ class DGNetTrainer(Trainer):
 
         # generator + appearance encoder step
         with self.autocast():
-            again = frozen(net.appearance)(fake, dropout=False)  # gradients reach the generated images only
+            # The generated images go through the appearance encoder's backbone once: live for the student
+            # (teacher terms: the encoder learns, the images are fixed inputs), and seen through frozen
+            # parameters by the terms that train the generator (gradients reach the generated images only).
+            if w["teacher"] > 0:
+                fake_in = fake.detach().requires_grad_(True)
+                fmap = net.appearance.backbone(fake_in)
+                student = net.appearance(fmap, backbone_map=True)
+                fmap_frozen = input_gradient_only(fmap, fake_in, fake)
+            else:  # no student: a frozen call, which also leaves BN's running statistics alone
+                fmap_frozen = frozen(net.appearance.backbone)(fake)
+            again = frozen(net.appearance)(fmap_frozen, dropout=False, backbone_map=True)
             losses = {
                 "adv": lsgan_generator(frozen(net.discriminator)(fake)),
                 "recon_x": F.l1_loss(recon, real),
@@ -142,7 +151,6 @@ class DGNetTrainer(Trainer):
                     cycle = net.decode(other_side(structure_again), again.code)
                     losses["cycle"] = F.l1_loss(cycle.float(), real)
             if w["teacher"] > 0:
-                student = net.encode_appearance(fake.detach())
                 target = teacher_targets(frozen(self.teacher), fake.detach(), d.teacher_style, self.num_classes,
                                          ids, ids_swapped)
                 losses["teacher"] = F.kl_div(student.logits.float().log_softmax(1), target, reduction="batchmean")
@@ -232,6 +240,19 @@ def init_from_teacher(backbone: torch.nn.Module, teacher_backbone: torch.nn.Modu
                           f"{teacher_backbone.name} with last stride {theirs[0]} and model.backbone is a "
                           f"{backbone.name} with last stride {mine[0]}; match them or set it to false")
     backbone.load_state_dict(teacher_backbone.state_dict())
+
+
+def clean_codes(appearance, images: torch.Tensor, erased: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """The appearance codes of the un-erased `images`, given `codes` of `erased` (the identity losses'
+    inputs): an image that erasing left unchanged keeps its code; only the changed ones are encoded again,
+    without gradients and without touching BN's running statistics (so they move once per iteration)."""
+    changed = (erased != images).flatten(1).any(1)
+    if not changed.any():
+        return codes
+    with torch.no_grad():
+        codes = codes.clone()
+        codes[changed] = appearance.stripe_code(frozen(appearance.backbone)(images[changed])).to(codes.dtype)
+    return codes
 
 
 def other_side(batch: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,28 @@ def frozen(module: nn.Module):
     return lambda *args, **kwargs: torch.func.functional_call(module, state, args, kwargs)
 
 
+class _InputGradientOnly(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, value, source, graph):
+        ctx.graph = graph
+        return value.view_as(value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        output, leaf = ctx.graph
+        (to_input,) = torch.autograd.grad(output, leaf, grad, retain_graph=True)
+        return None, to_input, None
+
+
+def input_gradient_only(output: torch.Tensor, leaf: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """`output` of a network run on `leaf` (a detached copy of `source` that requires grad), for terms
+    whose gradient must reach `source` through the network but not the network's parameters — what
+    `frozen` gives, without a second forward pass when the live pass is needed anyway. The gradient
+    these terms send to the returned tensor is carried back to `source` by an input-only backward of
+    the network inside the backward pass (so loss scaling applies as to every other term)."""
+    return _InputGradientOnly.apply(output.detach(), source, (output, leaf))
+
+
 def ramp(iteration: int, start: int, scale: float, ceiling: float) -> float:
     """A warm-up weight: 0 until `start`, then + `scale` per iteration, up to `ceiling`."""
     return min(ceiling, scale * max(0, iteration - start))

@@ -14,7 +14,8 @@ Contract (what the trainer, the visual tools and the generation metrics rely on)
     ``encode_appearance(x)``  → ``AppearanceOutput`` whose ``.code`` is (B, C, S): C = the backbone's
                                width (2048 for ResNet-50, 512 for ResNet-18/34), S = stripes;
     ``encode_structure(x)``   → (B, 128, H/4, W/4) for gen.dim 16 (8·gen.dim channels); converts to grey;
-    ``decode(structure, code)`` → images (B, 3, H, W);
+    ``decode(structure, code, index=None)`` → images (B, 3, H, W); with ``index`` item i draws
+                               ``structure[index[i]]`` (one map with several codes shares its first convolution);
     ``swap(structure_images, appearance_images)`` = decode(encode_structure(s), encode_appearance(a).code).
   Images in and out are in the normalised space of ``reid_data.normalize``; ``reid_data.denormalize``
   maps them to [0, 1]. Call ``.eval()`` first for inference (BN statistics, no dropout).
@@ -45,8 +46,8 @@ class DGNet(nn.Module):
     def encode_structure(self, images: torch.Tensor) -> torch.Tensor:
         return self.structure(images)
 
-    def decode(self, structure: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        return self.decoder(structure, code)
+    def decode(self, structure: torch.Tensor, code: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(structure, code, index)
 
     def swap(self, structure_images: torch.Tensor, appearance_images: torch.Tensor) -> torch.Tensor:
         """Each structure image re-drawn with the appearance of the appearance image at its index."""

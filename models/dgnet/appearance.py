@@ -33,11 +33,11 @@ class AppearanceEncoder(nn.Module):
         self.head = IdHead(self.code_dim, num_classes, embed_dim, dropout)
         self.fine_head = IdHead(self.code_dim, num_classes, embed_dim, fine_dropout)
 
-    def forward(self, images: torch.Tensor, dropout: bool = True) -> AppearanceOutput:
+    def forward(self, images: torch.Tensor, dropout: bool = True, backbone_map: bool = False) -> AppearanceOutput:
         """`dropout=False` leaves the heads' dropout out while BN keeps its mode (the frozen-encoder
-        terms run this way)."""
-        fmap = self.backbone(images)
-        code = F.adaptive_max_pool2d(fmap, (self.stripes, 1)).squeeze(3)
+        terms run this way); `backbone_map=True`: `images` is the backbone's map of the images already."""
+        fmap = images if backbone_map else self.backbone(images)
+        code = self.stripe_code(fmap)
         feature = F.adaptive_max_pool2d(fmap, 1).flatten(1)
         if dropout:
             (logits, emb), (fine, fine_emb) = self.head(feature), self.fine_head(feature)
@@ -45,6 +45,10 @@ class AppearanceEncoder(nn.Module):
             (logits, emb), (fine, fine_emb) = _no_dropout(self.head, feature), _no_dropout(self.fine_head, feature)
         embedding = torch.cat([F.normalize(emb.float(), dim=1), F.normalize(fine_emb.float(), dim=1)], dim=1)
         return AppearanceOutput(code, logits, fine, embedding)
+
+    def stripe_code(self, fmap: torch.Tensor) -> torch.Tensor:
+        """The appearance code (B, C, S) of a backbone map."""
+        return F.adaptive_max_pool2d(fmap, (self.stripes, 1)).squeeze(3)
 
     def new_parameters(self):
         """The heads (trained at 10× the backbone's learning rate)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import AdaINResBlock, GroupedMLP, conv, init_kaiming
+from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming
 
 
 class Decoder(nn.Module):
@@ -30,10 +30,12 @@ class Decoder(nn.Module):
             conv(dim, dim // 2, 5, norm="ln", upsample=True),
             conv(dim // 2, dim // 4, 5, norm="ln", upsample=True),
             conv(dim // 4, dim // 4, 3), conv(dim // 4, dim // 4, 3),
-            nn.Conv2d(dim // 4, 3, 1))
+            PointwiseConv(dim // 4, 3))
         init_kaiming(self)
 
-    def forward(self, structure: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+    def forward(self, structure: torch.Tensor, code: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, 3, H, W) from codes (B, C, S) and structure maps: item i draws structure[i], or
+        structure[index[i]] when `index` is given (several appearances of one map cost one first convolution)."""
         b = code.shape[0]
         stripes = code.transpose(1, 2)  # (B, S, C)
         params = self.mlp(torch.cat([stripes, stripes], dim=1))
@@ -41,5 +43,5 @@ class Decoder(nn.Module):
         biases = params[:, self.stripes:].reshape(b, self.n_res, 2, self.dim)
         x = structure
         for i, block in enumerate(self.blocks):
-            x = block(x, scales[:, i], biases[:, i])
+            x = block(x, scales[:, i], biases[:, i], index if i == 0 else None)
         return self.upsample(x)
