@@ -26,6 +26,8 @@ class _InputGradientOnly(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         output, leaf = ctx.graph
+        # Still alive: this node was made after the network's, so the backward pass reaches it before
+        # the network's own nodes, which free their saved tensors (were it otherwise, this call would raise).
         (to_input,) = torch.autograd.grad(output, leaf, grad, retain_graph=True)
         return None, to_input, None
 
