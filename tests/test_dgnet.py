@@ -13,6 +13,7 @@ from configs.loader import ConfigError, load_config
 from models.dgnet import AppearanceEncoder
 from reid_data import DatasetError
 from runs import run_dir, run_two_gloo_processes
+import trainers.base
 from trainers import TrainingStopped, build_trainer
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
 from trainers.cli import USER_ERRORS
@@ -68,6 +69,22 @@ def test_steps_train_what_they_should(dgnet_cfg, amp):
         moved = changed(before, net, part) & set(params)
         assert moved == {k for k in params if k.startswith(part)}, part
     assert not changed(teacher_before, trainer.teacher)  # the teacher is frozen, BN statistics included
+
+
+def test_float16_with_loss_scaling_trains_every_part(dgnet_cfg, monkeypatch):
+    """CUDA's mixed precision (float16 autocast + GradScaler), run on the CPU: the reduced-precision
+    paths (shared encoder pass, re-encoded codes, matmul to-RGB) train every network, finitely."""
+    monkeypatch.setattr(trainers.base, "amp_dtype", lambda device: torch.float16)
+    cfg = dgnet_cfg("run.amp=true", "run.max_iter=2")
+    trainer = build_trainer(cfg, run_dir(cfg))
+    assert trainer.scaler.is_enabled()
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 8)  # no overflow-skipped first steps
+    before = snapshot(trainer.net)
+    history = trainer.fit()
+    assert ALL_TERMS <= set(history[-1]) and all(math.isfinite(v) for h in history for v in h.values())
+    assert trainer.skipped_steps == 0
+    params = dict(trainer.net.named_parameters())
+    assert changed(before, trainer.net) >= set(params)
 
 
 def test_each_optimizer_holds_only_its_networks(dgnet_cfg):
