@@ -2,16 +2,19 @@
 
     python bench/bench_dgnet.py [--sizes 256x128 128x64] [--batch 8] [--iters 4] [--warmup 2]
 
-One JSON line per size and precision (fp32, then amp), appended to bench/results/dgnet.jsonl:
-median seconds per iteration (discriminator step + generator/appearance-encoder step, every loss
-term on, as after the warm-up) and the peak resident memory of a process that ran only that
-setting; the floating-point work of one iteration (convolutions and matrix products, forward and
-backward, counted by torch's FlopCounterMode), the rate the iteration ran at, and for scale the rate of
-one large 3x3 convolution (forward + backward, the decoder's residual-block shape) on this machine.
+Two JSON lines per size, float32 then the mixed precision (autocast bfloat16 on the CPU, float16 with
+loss scaling on CUDA), appended to bench/results/dgnet.jsonl: median seconds per iteration
+(discriminator step + generator/appearance-encoder step, every loss term on, as after the warm-up)
+and the peak resident memory of a process that ran only that setting; the floating-point work of one
+iteration (convolutions and matrix products, forward and backward, counted by torch's FlopCounterMode),
+the rate the iteration ran at, and for scale the rate of one large 3x3 convolution (forward + backward,
+the decoder's residual-block shape) on this machine. The mixed-precision line also gives its speed-up
+over float32. Every line names the CPU, its flags that decide bfloat16's speed (avx2, avx512f,
+avx512_bf16, amx_bf16) and what `run.amp` would train in on it: bfloat16 is measured even on a CPU
+where `run.amp` falls back to float32 (emulated bfloat16), so the line shows what the fallback saves.
 Random init (no ImageNet file needed) on a generated toy set in the Market layout at the measured size,
 with an untrained teacher; the trainer's defaults otherwise (on the CPU it keeps freed memory for reuse,
-`run.keep_freed_memory`; the line says so). On a CPU without native bfloat16 `run.amp` falls back to float32 (the
-trainer warns); the line says which precision actually ran.
+`run.keep_freed_memory`; the line says so).
 """
 import argparse
 import json
@@ -36,8 +39,11 @@ from bench.common import emit  # noqa: E402
 from configs.loader import load_config  # noqa: E402
 from reid_data.toy import write_toy_market  # noqa: E402
 from trainers import build_trainer  # noqa: E402
+from trainers.base import amp_dtype  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dgnet.jsonl"
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # emulated, wide, native bfloat16 dot products, tiles
+DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class CountFlops(TorchDispatchMode):
@@ -57,7 +63,7 @@ class CountFlops(TorchDispatchMode):
         return out
 
 
-def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: int, device: str) -> dict:
+def measure(height: int, width: int, batch: int, precision: str, iters: int, warmup: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toy"
         write_toy_market(str(data), num_ids=4 * batch + 4, images_per_id=6, height=height, width=width)
@@ -68,11 +74,13 @@ def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: 
                                   ["run.name=teacher", "model.pretrained=false", "model.last_stride=2", *common])
         teacher = build_trainer(teacher_cfg, Path(tmp) / "logs" / "teacher").save_checkpoint()
         cfg = load_config(ROOT / "configs" / "latest.yaml", [
-            f"data.height={height}", f"data.width={width}", f"data.batch_size={batch}", f"run.amp={str(amp).lower()}",
+            f"data.height={height}", f"data.width={width}", f"data.batch_size={batch}",
+            f"run.amp={str(precision != 'float32').lower()}",  # on CUDA: float16 with its loss scaling
             f"dgnet.teacher={teacher}", "dgnet.warm_iter=0", "dgnet.warm_teacher_iter=0", "run.name=bench", *common])
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # run.amp's fallback to float32 on this CPU: overridden just below
             trainer = build_trainer(cfg, Path(tmp) / "logs" / "bench")
+        trainer.amp_dtype = DTYPES[precision]  # the precision asked for, native or emulated
         trainer.iteration = 10_000  # past the ramps: every term is computed
         batches = trainer.batches(0)
         times = []
@@ -89,18 +97,29 @@ def measure(height: int, width: int, batch: int, amp: bool, iters: int, warmup: 
         with CountFlops() as flops:  # one more iteration, counted
             trainer.train_step(next(batches))
         gflop = flops.total / 1e9
-        precision = {None: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[trainer.amp_dtype]
         row = {"bench": "dgnet_train_iteration", "height": height, "width": width, "batch": batch,
-               "amp": amp, "precision": precision, "device": str(trainer.device),
+               "amp": precision != "float32", "precision": precision, "device": str(trainer.device),
                "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
                "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
                "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "skipped_steps": trainer.skipped_steps, "keep_freed_memory": cfg.run.keep_freed_memory}
         if trainer.device.type == "cuda":
             row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
-        if amp and trainer.amp_dtype is None:
-            row["note"] = "run.amp fell back to float32: " + "; ".join(str(w.message) for w in caught)[:160]
         return row
+
+
+def cpu_description() -> dict:
+    """The CPU's model name and its flags in CPU_FLAGS (from /proc/cpuinfo; empty where there is none),
+    and the precision `run.amp` trains in on it."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    fields = dict(line.split(":", 1) for line in info.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the fallback's warning: the answer is what is wanted here
+        run_amp = amp_dtype(torch.device("cpu"))
+    return {"cpu": fields.get("model name", platform.processor()), "cpu_flags": {f: f in flags for f in CPU_FLAGS},
+            "run_amp_precision": next(name for name, dtype in DTYPES.items() if dtype == run_amp)}
 
 
 def conv_rate(device: str) -> float:
@@ -126,23 +145,31 @@ def main():
     parser.add_argument("--iters", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--one", nargs=3, metavar=("H", "W", "AMP"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=3, metavar=("H", "W", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:  # one setting in this process, so that its peak memory is its own
-        h, w, amp = int(args.one[0]), int(args.one[1]), args.one[2] == "1"
-        print(json.dumps(measure(h, w, args.batch, amp, args.iters, args.warmup, args.device)))
+    if args.one:  # measure_alone's process
+        h, w, precision = int(args.one[0]), int(args.one[1]), args.one[2]
+        print(json.dumps(measure(h, w, args.batch, precision, args.iters, args.warmup, args.device)))
         return
+    half = "float16" if args.device.startswith("cuda") else "bfloat16"
     for size in args.sizes:
         h, w = (int(v) for v in size.split("x"))
-        for amp in (False, True):
-            out = subprocess.run([sys.executable, __file__, "--one", str(h), str(w), str(int(amp)),
-                                  "--batch", str(args.batch), "--iters", str(args.iters),
-                                  "--warmup", str(args.warmup), "--device", args.device],
-                                 capture_output=True, text=True, check=True)
-            row = json.loads(out.stdout.strip().splitlines()[-1])
-            row.update(conv_gflops=conv_rate(args.device), threads=torch.get_num_threads(), cpus=os.cpu_count(), load_1min=round(os.getloadavg()[0], 2),
-                       machine=platform.machine(), torch=torch.__version__)
+        rows = [measure_alone(h, w, precision, args) for precision in ("float32", half)]
+        rows[1]["speedup_vs_float32"] = round(rows[0]["seconds_per_iter"] / rows[1]["seconds_per_iter"], 2)
+        for row in rows:
+            row.update(conv_gflops=conv_rate(args.device), threads=torch.get_num_threads(), cpus=os.cpu_count(),
+                       load_1min=round(os.getloadavg()[0], 2), machine=platform.machine(), torch=torch.__version__,
+                       **cpu_description())
             emit(row, RESULTS)
+
+
+def measure_alone(height: int, width: int, precision: str, args) -> dict:
+    """`measure` in a process of its own, so that its peak memory is its own."""
+    out = subprocess.run([sys.executable, __file__, "--one", str(height), str(width), precision,
+                          "--batch", str(args.batch), "--iters", str(args.iters),
+                          "--warmup", str(args.warmup), "--device", args.device],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from configs.loader import load_config
 from models.weights import WeightsError
 from reid_data import DatasetError, build_dataset
 from reid_data.image import read_image
+from reid_data.loader import loader_workers
 from reid_data.transforms import normalize
 from trainers.base import resolve_device
 from trainers.cli import exit_on_user_error
@@ -97,7 +98,7 @@ def write_views(views, dataset, out, batch_size: int, workers: int) -> int:
     for split, samples in render_splits(dataset).items():
         for angle in ANGLES:
             (out / split / angle_folder(angle)).mkdir(parents=True, exist_ok=True)
-        loader = DataLoader(_Images(samples), batch_size=batch_size, num_workers=workers,
+        loader = DataLoader(_Images(samples), batch_size=batch_size, num_workers=loader_workers(workers),
                             collate_fn=list)
         for items in tqdm(loader, desc=f"renders ({split})", dynamic_ncols=True, mininterval=2):
             by_size: dict[tuple, list] = {}
@@ -128,7 +129,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.opts)
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
-    dataset = build_dataset(cfg.data.dataset, cfg.data.root)
+    dataset = build_dataset(cfg.data.dataset, cfg.data.root, skip_unreadable=cfg.data.skip_unreadable)
     device = resolve_device(cfg.run.device)
     views = OracleViews(dataset) if args.oracle else HMRViews(cfg, args.checkpoint, device)
     start = time.perf_counter()

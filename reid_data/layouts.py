@@ -3,7 +3,7 @@
 A `Spec` is one data set: where its folder may sit under the data root, how to obtain it, and
 the layouts it may be stored in. A layout reads a folder into splits of samples with original
 ids and 0-based cameras; `Spec` finds the folder, turns layout problems into one-sentence
-`DatasetError`s, and relabels the training ids.
+`DatasetError`s, checks that every image decodes (`readable`), and relabels the training ids.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from .image import IMAGE_EXTENSIONS
+from .readable import drop_unreadable
 from .records import TRAIN_SPLITS, DatasetError, ReIDDataset, Sample, hold_out_first
 
 
@@ -180,7 +181,10 @@ class Spec:
     layouts: tuple[Layout, ...]
     source: str               # how to obtain it; may name the target as {folder}
 
-    def __call__(self, root: str, train_split: str = "train_all") -> ReIDDataset:
+    def __call__(self, root: str, train_split: str = "train_all",
+                 skip_unreadable: bool = False) -> ReIDDataset:
+        """Every image is decoded first: those that do not are an error listing them all, or
+        with `skip_unreadable` left out (`ReIDDataset.unreadable`)."""
         if train_split not in TRAIN_SPLITS:
             raise DatasetError(f"train_split must be {' or '.join(TRAIN_SPLITS)}, "
                                f"not {train_split!r}.")
@@ -190,9 +194,10 @@ class Spec:
         except Malformed as problem:
             raise self.error(f"{self.title} at {folder} is malformed: {problem} "
                              f"({layout.title}: {layout.describe()})", folder) from None
+        splits, unreadable = drop_unreadable(splits, folder, self.title, skip_unreadable)
         return ReIDDataset.from_splits(
             self.name, folder, splits.pop("train"), splits.pop("query"), splits.pop("gallery"),
-            extras=splits)
+            extras=splits, unreadable=unreadable)
 
     def holds(self, folder: str) -> Layout | None:
         """The first layout whose markers all exist in `folder`."""

@@ -1,6 +1,7 @@
 """PyTorch data sets over `Sample` lists and the loaders the trainers use."""
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Sequence
 
@@ -55,14 +56,21 @@ def train_loader(dataset: ImageDataset, data_cfg, seed: int, start_batch: int = 
     sharded = dist.is_available() and dist.is_initialized()
     stream = BatchStream(lambda rng: epoch_fn(rng=rng), seed, start_batch,
                          rank=dist.get_rank() if sharded else 0, world_size=dist.get_world_size() if sharded else 1)
-    return DataLoader(dataset, batch_sampler=stream, num_workers=data_cfg.workers,
+    return DataLoader(dataset, batch_sampler=stream, num_workers=loader_workers(data_cfg.workers),
                       pin_memory=pin_memory, generator=_own_generator())
 
 
 def test_loader(samples: Sequence[Sample], data_cfg) -> DataLoader:
     dataset = ImageDataset(samples, data_cfg.height, data_cfg.width)
     return DataLoader(dataset, batch_size=data_cfg.test_batch_size, shuffle=False,
-                      num_workers=data_cfg.workers, generator=_own_generator())
+                      num_workers=loader_workers(data_cfg.workers), generator=_own_generator())
+
+
+def loader_workers(requested: int) -> int:
+    """`requested` worker processes (a config's data.workers is an upper bound), at most one per core
+    this process may run on: more only queue for the same cores, and torch warns on every loader."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(requested, cores)
 
 
 def _own_generator() -> torch.Generator:

@@ -30,11 +30,12 @@ class ReIDDataset:
     gallery: list[Sample]
     train_ids: list[int] = field(default_factory=list)  # original id of each train label
     extras: dict[str, list[Sample]] = field(default_factory=dict)  # e.g. Market's multi-query
+    unreadable: list[str] = field(default_factory=list)  # images left out: they do not decode
 
     @classmethod
     def from_splits(cls, name: str, root: str, train: list[Sample], query: list[Sample],
-                    gallery: list[Sample], extras: dict[str, list[Sample]] | None = None
-                    ) -> ReIDDataset:
+                    gallery: list[Sample], extras: dict[str, list[Sample]] | None = None,
+                    unreadable: list[str] | None = None) -> ReIDDataset:
         """Builds a data set from samples carrying original ids: relabels train, sorts all."""
         train = [s for s in train if s.pid != JUNK_PID]  # junk is no class to learn
         ids = sorted({s.pid for s in train})
@@ -42,7 +43,8 @@ class ReIDDataset:
         return cls(name, root,
                    train=by_path(s._replace(pid=label[s.pid]) for s in train),
                    query=by_path(query), gallery=by_path(gallery), train_ids=ids,
-                   extras={k: by_path(v) for k, v in (extras or {}).items()})
+                   extras={k: by_path(v) for k, v in (extras or {}).items()},
+                   unreadable=list(unreadable or []))
 
     @property
     def num_train_pids(self) -> int:

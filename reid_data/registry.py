@@ -25,7 +25,8 @@ def build_dataset(name: str, root: str, **options) -> ReIDDataset:
     """Loads data set `name` from the data root `root` (e.g. "data") or from its own folder.
 
     Options: `train_split="train_all"` (every training image) or `"train"` (without the first
-    image of each identity, which DG-Net holds out for validation)."""
+    image of each identity, which DG-Net holds out for validation); `skip_unreadable=True`
+    leaves out the images that do not decode instead of stopping on them."""
     builder = DATASETS.get(name)
     if builder is None:
         close = difflib.get_close_matches(name.lower(), DATASETS, n=3, cutoff=0.4)

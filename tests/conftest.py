@@ -1,7 +1,16 @@
+import os
+
 import pytest
 
 from configs.loader import load_config
 from reid_data.synthetic.writer import WorldConfig, write_world
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """The suite's cache (image verdicts of `reid_data.readable`) in a temporary folder, not the
+    user's ~/.cache; subprocesses inherit it."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture

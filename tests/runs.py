@@ -1,5 +1,5 @@
-"""What the training tests share: a run's folder, and a run in 2 CPU processes of one gloo group
-(as under torchrun) for the data-parallel tests."""
+"""What the training tests share: a run's folder, a run in 2 CPU processes of one gloo group
+(as under torchrun) for the data-parallel tests, and a CPU with or without native bfloat16."""
 import os
 import socket
 from pathlib import Path
@@ -12,6 +12,12 @@ from configs.loader import load_config
 
 def run_dir(cfg) -> Path:
     return Path(cfg.run.log_dir) / cfg.run.name
+
+
+def fake_native_bfloat16(monkeypatch, native: bool) -> None:
+    """Make torch's oneDNN answer that this CPU has native bfloat16 (AVX-512 BF16 / AMX) or not, so
+    that `run.amp` takes the same branch on every machine."""
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
 
 
 def run_two_gloo_processes(worker, cfg, out: Path) -> list[dict]:

@@ -1,6 +1,5 @@
 """The dgnet trainer at tiny size: every loss term, which parameters move, mixed precision, exact
 resume, clear errors, and two data-parallel processes."""
-import contextlib
 import copy
 import itertools
 import math
@@ -12,7 +11,7 @@ import torch
 from configs.loader import ConfigError, load_config
 from models.dgnet import AppearanceEncoder
 from reid_data import DatasetError
-from runs import run_dir, run_two_gloo_processes
+from runs import fake_native_bfloat16, run_dir, run_two_gloo_processes
 import trainers.base
 from trainers import TrainingStopped, build_trainer
 from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
@@ -54,10 +53,11 @@ def changed(before, module, prefix=""):
 
 
 @pytest.mark.parametrize("amp", [False, True])
-def test_steps_train_what_they_should(dgnet_cfg, amp):
+def test_steps_train_what_they_should(dgnet_cfg, monkeypatch, amp):
+    fake_native_bfloat16(monkeypatch, True)  # run.amp trains in bfloat16 on every CPU (emulated: slower)
     cfg = dgnet_cfg(f"run.amp={str(amp).lower()}", "run.max_iter=2")
-    with fp32_fallback_warning(amp):
-        trainer = build_trainer(cfg, run_dir(cfg))
+    trainer = build_trainer(cfg, run_dir(cfg))
+    assert trainer.amp_dtype == (torch.bfloat16 if amp else None)
     net = trainer.net
     before, teacher_before = snapshot(net), snapshot(trainer.teacher)
     history = trainer.fit()
@@ -149,7 +149,7 @@ def test_nan_stops_with_the_last_checkpoint_intact(dgnet_cfg):
     assert ckpt.read_bytes() == before
 
 
-def test_missing_teacher_and_missing_market_are_one_sentence(dgnet_cfg, tmp_path):
+def test_missing_teacher_and_missing_market_are_one_sentence(dgnet_cfg, monkeypatch, tmp_path):
     with pytest.raises(CheckpointError, match=r"needs a teacher checkpoint but dgnet.teacher \(.*nowhere.pt\) "
                                               r"does not exist; train one first") as err:
         build_trainer(dgnet_cfg(f"dgnet.teacher={tmp_path / 'nowhere.pt'}"), tmp_path / "run")
@@ -158,7 +158,8 @@ def test_missing_teacher_and_missing_market_are_one_sentence(dgnet_cfg, tmp_path
     plain = load_config(REPO / "configs" / "latest.yaml", [f"data.root={tmp_path / 'empty'}", "run.device=cpu"])
     assert {**fp16.to_dict(), "run": None} == {**plain.to_dict(), "run": None}
     assert {k for k in fp16.run if fp16.run[k] != plain.run[k]} == {"amp"}
-    with fp32_fallback_warning(True), pytest.raises(DatasetError) as err:
+    fake_native_bfloat16(monkeypatch, True)  # no float32-fallback warning from run.amp on any CPU
+    with pytest.raises(DatasetError) as err:
         build_trainer(fp16, tmp_path / "run")
     message = str(err.value)
     assert "Market-1501" in message and str(tmp_path / "empty") in message
@@ -212,13 +213,6 @@ def test_two_gloo_processes_train_in_step(dgnet_cfg, tmp_path):
     files = sorted(p.name for p in (run_dir(cfg) / "checkpoints").iterdir())
     assert files == ["iter_0000002.pt", "last.pt"]
     assert len(list(run_dir(cfg).glob("events.out.tfevents.*"))) == 1  # only rank 0 writes
-
-
-def fp32_fallback_warning(amp):
-    """run.amp on a CPU without native bfloat16 warns that it trains in float32."""
-    if amp and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return pytest.warns(UserWarning, match="float32")
-    return contextlib.nullcontext()
 
 
 def test_appearance_encoder_can_start_from_the_teacher(dgnet_cfg, tmp_path):

@@ -1,4 +1,8 @@
 """Generation metrics against independent computations and closed forms: SSIM, FID, LPIPS diversity."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -11,6 +15,7 @@ from reid_eval.generation import (ALEXNET_FILE, INCEPTION_FILE, LPIPSDistance, f
                                   frechet_distance, inception_features, pairwise_diversity, ssim, statistics)
 
 C1, C2 = 0.01 ** 2, 0.03 ** 2
+EPS = np.finfo(np.float64).eps
 
 
 def slow_ssim(x: np.ndarray, y: np.ndarray) -> float:
@@ -68,39 +73,74 @@ def sqrtm_frechet(mu1, s1, mu2, s2):
     return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1 + s2 - 2 * np.real(scipy.linalg.sqrtm(s1 @ s2))))
 
 
+# The Fréchet terms are float64 sums of about N·D products, each step backward stable (eigh, QR,
+# SVD): their round-off is ~N·D·eps ≈ 1e-13 of the traces at these sizes, whatever BLAS kernel runs;
+# 1e-11 leaves a hundredfold margin.
+ROUND_OFF = 1e-11
+
+
 @pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # inside pytorch-fid
 def test_frechet_distance_closed_forms():
     rng = np.random.default_rng(0)
     d = 8
     mu, sigma = rng.normal(size=d), random_covariance(rng, d)
-    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-9)
+    scale = np.trace(sigma)  # the size of the terms that cancel
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=ROUND_OFF * scale)
     shift = rng.normal(size=d)
-    assert frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(shift @ shift, rel=1e-9)
+    assert frechet_distance(mu, sigma, mu + shift, sigma) == pytest.approx(shift @ shift, abs=ROUND_OFF * scale)
     a, b = rng.uniform(0.1, 2, d), rng.uniform(0.1, 2, d)  # diagonal: sum of (sqrt a - sqrt b)²
-    assert frechet_distance(mu, np.diag(a), mu, np.diag(b)) == pytest.approx(((a ** .5 - b ** .5) ** 2).sum())
+    assert frechet_distance(mu, np.diag(a), mu, np.diag(b)) == pytest.approx(((a ** .5 - b ** .5) ** 2).sum(),
+                                                                             abs=ROUND_OFF * (a + b).sum())
     mu2, sigma2 = rng.normal(size=d), random_covariance(rng, d)
+    # scipy's sqrtm (Schur) is accurate to about cond(sigma sigma2)·eps; both are well conditioned here
+    assert np.linalg.cond(sigma @ sigma2) < 1e4
     expected = sqrtm_frechet(mu, sigma, mu2, sigma2)
     assert frechet_distance(mu, sigma, mu2, sigma2) == pytest.approx(expected, rel=1e-9)
     assert calculate_frechet_distance(mu, sigma, mu2, sigma2) == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")  # inside pytorch-fid
+def test_fid_equals_pytorch_fid_with_more_images_than_features():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(50, 6)), rng.normal(size=(53, 6)) * 1.5 + 0.2
+    (mu1, sigma1), (mu2, sigma2) = statistics(x), statistics(y)
+    assert np.linalg.cond(sigma1 @ sigma2) < 10  # where pytorch-fid's sqrtm is accurate (~cond·eps)
+    expected = calculate_frechet_distance(mu1, sigma1, mu2, sigma2)
+    assert fid(x, y) == pytest.approx(expected, abs=ROUND_OFF * (np.trace(sigma1) + np.trace(sigma2)))
 
 
 def test_fid_of_feature_sets_including_fewer_images_than_features():
     rng = np.random.default_rng(1)
     for n, d in ((50, 6), (7, 40)):  # full-rank and singular covariances
         x, y = rng.normal(size=(n, d)), rng.normal(size=(n + 3, d)) * 1.5 + 0.2
-        # the square roots of a singular product's zero eigenvalues (round-off ~1e-16) leave ~1e-7
-        assert fid(x, x) == pytest.approx(0, abs=1e-6)
+        (_, sigma1), (_, sigma2) = statistics(x), statistics(y)
+        scale = np.trace(sigma1) + np.trace(sigma2)  # the size of the terms that cancel
+        assert fid(x, x) == pytest.approx(0, abs=ROUND_OFF * scale)
         shift = rng.normal(size=d)
-        assert fid(x, x + shift) == pytest.approx(shift @ shift, abs=1e-6)  # shifting moves only the mean
+        assert fid(x, x + shift) == pytest.approx(shift @ shift, abs=ROUND_OFF * scale)  # only the mean moves
         # independent: tr((S1 S2)^½) is the nuclear norm of B Aᵀ for centred features A, B
         a, b = (x - x.mean(0)) / np.sqrt(len(x) - 1), (y - y.mean(0)) / np.sqrt(len(y) - 1)
         dmu = x.mean(0) - y.mean(0)
         reference = dmu @ dmu + (a * a).sum() + (b * b).sum() - 2 * np.linalg.norm(b @ a.T, "nuc")
-        assert fid(x, y) == pytest.approx(reference, rel=1e-10)
-        assert fid(y, x) == pytest.approx(reference, rel=1e-10)
-        assert frechet_distance(*statistics(x), *statistics(y)) == pytest.approx(reference, rel=1e-7)
+        assert fid(x, y) == pytest.approx(reference, abs=ROUND_OFF * scale)
+        assert fid(y, x) == pytest.approx(reference, abs=ROUND_OFF * scale)
+        # from the moments alone, each of a singular covariance's zero eigenvalues comes back as
+        # round-off ~eps·scale, its square root as √eps·scale: d of them at most
+        assert frechet_distance(*statistics(x), *statistics(y)) == pytest.approx(reference,
+                                                                                 abs=d * np.sqrt(EPS) * scale)
     with pytest.raises(ValueError, match="at least 2"):
         fid(x[:1], y)
+
+
+@pytest.mark.parametrize("kernel", ["Haswell", "Nehalem"])  # AVX2 and SSE kernels: any x86-64 CPU runs them
+def test_frechet_terms_hold_with_other_blas_kernels(kernel):
+    """numpy's OpenBLAS picks its kernels (and so the last digits) by CPU: run the Fréchet tests with
+    others forced, so every machine checks more than its own."""
+    env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
+                          "-k", "frechet_distance_closed_forms or fid_equals or fewer_images_than"],
+                         env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from reid_data import DATASETS, build_dataset
 from reid_data.synthetic import dataset as synthetic_dataset
 from reid_data.synthetic.__main__ import main as cli_main
 from reid_data.synthetic.ground_truth import load_ground_truth, render_ground_truth
-from reid_data.synthetic.identities import DETAILS, near_duplicate, sample_identity
+from reid_data.synthetic.identities import DETAILS, GARMENT_FIELDS, dressed, near_duplicate, sample_identity
 from reid_data.synthetic.writer import SPLIT_FOLDERS, WorldConfig, write_world
 
 SMALL = dict(ids=6, cameras=3, height=64, width=32, min_images=6, max_images=8, seed=3)
@@ -198,3 +198,54 @@ def test_near_duplicates_differ_in_one_detail():
         assert 1 <= len(differ) <= 3, (dup.changed, differ)   # one detail (and its colours)
         seen.add(dup.changed)
     assert seen == set(DETAILS)
+
+
+def _written(root, gt, name):
+    folder = SPLIT_FOLDERS[gt.record(name)["split"]]
+    return torch.from_numpy(np.asarray(Image.open(root / folder / name), dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def test_dressed_takes_the_garments_and_keeps_the_body():
+    rng = np.random.default_rng(0)
+    person, clothes = sample_identity(rng), sample_identity(rng)
+    out = asdict(dressed(person, clothes))
+    for key, value in asdict(person).items():
+        assert out[key] == (asdict(clothes)[key] if key in GARMENT_FIELDS else value), key
+
+
+def test_true_swap_of_an_image_with_itself_is_the_image(world):
+    root, _ = world
+    gt = load_ground_truth(root)
+    names = _clean_images(gt)[:3]
+    truth = gt.render_swap(names, names)
+    own, mask = gt.render(names, degrade=True)
+    assert torch.equal(truth.image, own) and torch.equal(truth.mask, mask)
+    for i, name in enumerate(names):
+        m = mask[i, 0] > 0.99
+        # everything but pixel noise: the JPEG's error and the noise remain (as the own-yaw re-render)
+        assert (truth.image[i] - _written(root, gt, name)).abs()[:, m].mean() < 0.04
+
+
+def test_true_swap_changes_only_the_garments(world):
+    root, _ = world
+    gt = load_ground_truth(root)
+    names = _clean_images(gt)
+    pairs = [(a, s) for a in names for s in names
+             if gt.record(a)["identity"] != gt.record(s)["identity"]
+             and gt.record(a)["appearance"].upper_color != gt.record(s)["appearance"].upper_color][:4]
+    apps, structs = zip(*pairs)
+    # without the camera's blur and resampling, which spread every change to neighbouring pixels
+    swap = gt.render_swap(list(apps), list(structs), degrade=False)
+    own = gt.render_swap(list(structs), list(structs), degrade=False)
+    plain, _ = gt.render(list(structs), background=True, occlusion=True)
+    assert torch.equal(own.image, plain)
+    for k in range(len(pairs)):
+        for g in (swap.garments[k], own.garments[k]):
+            assert g.min() >= 0 and g.sum(0).max() <= 1 + 1e-5          # parts are disjoint
+            assert (g.sum(0) <= swap.mask[k, 0] + 1e-5).all()           # and on the person
+        assert swap.garments[k, 0].sum() > 20 and swap.garments[k, 1].sum() > 20
+        owned = (swap.garments[k].sum(0) > 0) | (own.garments[k].sum(0) > 0)
+        assert torch.equal(swap.image[k][:, ~owned], own.image[k][:, ~owned])
+        assert torch.equal(swap.mask[k], own.mask[k])                   # the same body
+        upper = (swap.garments[k, 0] > 0.99) & (own.garments[k, 0] > 0.99)
+        assert (swap.image[k][:, upper] - own.image[k][:, upper]).abs().max() > 0.05

@@ -127,7 +127,7 @@ def test_misspelt_key_on_the_command_line():
     assert "unknown config key 'model.poolng'" in out.stderr and "model.pooling" in out.stderr
 
 
-def test_unreadable_image_in_a_loader_worker_is_one_line(tmp_path):
+def test_unreadable_images_are_one_line_before_training(tmp_path):
     from reid_data import build_dataset
     data = build_dataset("toy", str(tmp_path / "data"))
     for sample in data.train:
@@ -138,4 +138,5 @@ def test_unreadable_image_in_a_loader_worker_is_one_line(tmp_path):
     assert out.returncode == 2
     error = [line for line in out.stderr.splitlines() if line.startswith("error: ")]
     assert len(error) == 1 and "Traceback" not in out.stderr
-    assert "bounding_box_train" in error[0] and ".jpg" in error[0]
+    assert "48 images of Toy data set" in error[0] and "bounding_box_train/" in error[0]
+    assert not (tmp_path / "logs" / "toy-teacher" / "checkpoints").exists()  # stopped before training

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import signal
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 from . import checkpoint, distributed
 from .cpu_memory import keep_freed_memory
+from .stopping import StopSignals, TrainingInterrupted
 
 
 class TrainingStopped(RuntimeError):
@@ -65,6 +68,7 @@ class Trainer:
     """Owns `modules`, `optimizers`, `schedulers` and `stateful` (objects with state_dict), by name."""
 
     name = "base"
+    data = None  # the run's ReIDDataset, when `build` loads one
 
     def __init__(self, cfg, run_dir: str | Path):
         self.cfg = cfg
@@ -174,7 +178,12 @@ class Trainer:
             raise checkpoint.CheckpointError(
                 f"checkpoint {path} was written by trainer {state.get('trainer')!r}, not {self.name!r}")
         for key, module in self.modules.items():
-            module.load_state_dict(state["modules"][key])
+            try:
+                module.load_state_dict(state["modules"][key])
+            except (KeyError, RuntimeError):  # another config's networks (torch would list every tensor)
+                raise checkpoint.CheckpointError(
+                    f"checkpoint {path} does not fit this run's networks ({key}); use the config it was written "
+                    f"with (--resume without --config does)") from None
         if weights_only:
             return
         for group, target in (("optimizers", self.optimizers), ("schedulers", self.schedulers),
@@ -188,20 +197,27 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, float]]:
-        """Train to run.max_iter; returns the losses of every iteration run here."""
+        """Train to run.max_iter; returns the losses of every iteration run here.
+
+        SIGINT or SIGTERM (`TrainingInterrupted`) and an error loading a batch stop the run between
+        steps with a checkpoint and a line saying how to resume; a non-finite loss stops it without."""
         run = self.cfg.run
         history = []
         distributed.broadcast_modules(self.modules.values())
         main = self.is_main  # the other processes train and write nothing
         writer = SummaryWriter(str(self.run_dir)) if main else None
-        batches = self.batches(self.iteration)
+        batches = None
         try:
-            with tqdm(total=run.max_iter, initial=self.iteration, desc=self.name, dynamic_ncols=True,
-                      mininterval=2.0, disable=not main) as bar:
+            with StopSignals() as stop, tqdm(total=run.max_iter, initial=self.iteration, desc=self.name,
+                                             dynamic_ncols=True, mininterval=2.0, disable=not main) as bar:
+                batches = self.batches(self.iteration)  # after the handlers, which forked loader workers inherit
                 while self.iteration < run.max_iter:
+                    if distributed.any_process(stop.signum is not None, self.device):  # all stop at one step
+                        signum = stop.signum or signal.SIGTERM  # None: the signal came to another process
+                        raise TrainingInterrupted(self._save_for_resume(signal.Signals(signum).name), signum)
                     for module in self.modules.values():
                         module.train()
-                    losses = self.train_step(next(batches))
+                    losses = self.train_step(self._next_batch(batches, len(history)))
                     self.iteration += 1
                     history.append(losses)
                     bar.update(1)
@@ -229,6 +245,22 @@ class Trainer:
                 self._owns_process_group = False
         return history
 
+    def _next_batch(self, batches: Iterator, steps_done: int):
+        """The next batch; an error loading it first saves the steps done here (if any)."""
+        try:
+            return next(batches)
+        except Exception:
+            if steps_done:
+                tqdm.write(self._save_for_resume("an error loading data"), file=sys.stderr)
+            raise
+
+    def _save_for_resume(self, cause: str) -> str:
+        """Save the run as it stands; the line that says how to go on from there."""
+        if self.is_main:
+            self.save_checkpoint()
+        return (f"[{self.name}] {cause} stopped the run at iteration {self.iteration} of {self.cfg.run.max_iter}, "
+                f"saved; resume with: python train.py --resume {self.checkpoint_dir / 'last.pt'}")
+
     def _log(self, writer: SummaryWriter, losses: dict[str, float]) -> None:
         for key, value in losses.items():
             writer.add_scalar(f"train/{key}", value, self.iteration)
@@ -247,6 +279,9 @@ class Trainer:
         if results:
             tqdm.write(f"[{self.name}] iteration {self.iteration}: " +
                        ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
+            record = {"iteration": self.iteration, **results}
+            if self.data is not None:
+                record["skipped_unreadable"] = len(self.data.unreadable)  # left out by data.skip_unreadable
             with open(self.run_dir / "results.jsonl", "a") as f:
-                f.write(json.dumps({"iteration": self.iteration, **results}) + "\n")
+                f.write(json.dumps(record) + "\n")
         return results

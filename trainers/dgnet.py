@@ -14,6 +14,7 @@ are functions of the iteration.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,9 @@ from torchvision.utils import make_grid
 from configs.loader import Config, ConfigError, load_config
 from models import build_dgnet, build_reid_net
 from reid_data import BatchAugment, DatasetError, ImageDataset, build_dataset, denormalize, normalize, train_loader
+from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_eval.evaluator import evaluate_embedding
+from reid_eval.generation.swap import SwapBenchmark, flat
 
 from . import checkpoint
 from .base import Trainer
@@ -71,6 +74,7 @@ class DGNetTrainer(Trainer):
         self.modules = {"dgnet": self.net}
         self.stateful = {"augment": self.augment, "eraser": self.eraser}
         self._test_images = None
+        self._swaps = swap_watch(self.data, cfg, self.device) if self.is_main else None
 
     def batches(self, start: int):
         cfg = self.cfg
@@ -177,6 +181,15 @@ class DGNetTrainer(Trainer):
         k = min(n, half)
         train = [last["real"][:k], last["recon"][:k], last["real"][half:half + k], last["fake"][:k]]
         grids = {"train/swaps": image_grid(train, k)}
+        if self._swaps is not None:
+            self.net.eval()
+            bench = self._swaps.bench
+            with self.autocast():
+                generated = bench.model_images(self.net.swap, self.device, self.cfg.data.test_batch_size)
+            k = min(GRID_COLUMNS, len(generated))
+            rows = [denormalize(bench.appearance[:k]), denormalize(bench.structure[:k]), bench.truths.image[:k],
+                    generated[:k]]
+            grids["test/truth"] = make_grid(torch.cat(rows).float(), nrow=k, padding=2).unsqueeze(0)
         test = self._test_batch()
         if test is not None:
             self.net.eval()
@@ -200,8 +213,35 @@ class DGNetTrainer(Trainer):
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         self.net.eval()
         rerank = self.cfg.test.rerank if rerank is None else rerank
-        return evaluate_embedding(lambda x: self.net.encode_appearance(x).embedding, self.data, self.cfg.data,
-                                  self.device, flip=self.cfg.test.flip, rerank=rerank, autocast_dtype=self.amp_dtype)
+        results = evaluate_embedding(lambda x: self.net.encode_appearance(x).embedding, self.data, self.cfg.data,
+                                     self.device, flip=self.cfg.test.flip, rerank=rerank,
+                                     autocast_dtype=self.amp_dtype)
+        if self._swaps is not None:
+            with self.autocast():
+                scores, _ = self._swaps.bench.score(self.net.swap, self._swaps.embed, self.device,
+                                                    self.cfg.data.test_batch_size, self.cfg.test.flip)
+            results.update(flat(scores))
+        return results
+
+
+class SwapWatch(NamedTuple):
+    bench: SwapBenchmark
+    embed: object  # the teacher's embedding in eval mode: the judge of the swaps' identities
+
+
+def swap_watch(data, cfg, device: torch.device) -> SwapWatch | None:
+    """The fixed swap pairs scored at every evaluation (dgnet.swap_pairs), when the data set is a
+    synthetic world with its ground truth and a teacher is named; else None."""
+    d = cfg.dgnet
+    if d.swap_pairs <= 0 or not d.teacher:
+        return None
+    try:
+        world = load_ground_truth(data.root)
+    except FileNotFoundError:
+        return None
+    judge = load_teacher(d.teacher, data.num_train_pids, device).eval()
+    bench = SwapBenchmark(data, world, cfg.data, d.swap_pairs, cfg.run.seed)
+    return SwapWatch(bench, lambda x: judge(x).embedding)
 
 
 def load_teacher(path, num_classes: int, device: torch.device):

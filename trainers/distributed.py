@@ -72,6 +72,15 @@ def all_finite(value: torch.Tensor) -> bool:
     return bool(ok.item())
 
 
+def any_process(flag: bool, device: torch.device) -> bool:
+    """Whether `flag` is true in some process (so that all stop at the same iteration)."""
+    if not active():
+        return flag
+    value = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def all_gather_rows(tensor: torch.Tensor) -> torch.Tensor:
     """Every process's rows, in rank order (rows may differ in number); the tensor itself alone."""
     if not active():

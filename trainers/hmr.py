@@ -66,7 +66,8 @@ class HMRTrainer(Trainer):
 
     def build(self) -> None:
         cfg = self.cfg
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split)
+        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
+                                  skip_unreadable=cfg.data.skip_unreadable)
         try:
             self.gt = load_ground_truth(self.data.root)
         except FileNotFoundError:

@@ -28,7 +28,8 @@ class PseudoLabelTrainer(Trainer):
 
     def load_training_set(self) -> None:
         cfg = self.cfg
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split)
+        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
+                                  skip_unreadable=cfg.data.skip_unreadable)
         self.train_samples, self.holdout = split_identities(self.data.train, cfg.cluster.holdout_ids, cfg.run.seed)
 
     def extract_training_features(self, embed: Callable[[torch.Tensor], torch.Tensor],

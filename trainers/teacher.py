@@ -21,7 +21,8 @@ class TeacherTrainer(Trainer):
 
     def build(self) -> None:
         cfg = self.cfg
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split)
+        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
+                                  skip_unreadable=cfg.data.skip_unreadable)
         if cfg.loss.triplet_weight > 0 and cfg.data.instances < 2:
             raise ValueError("loss.triplet_weight needs identity-balanced batches: set data.instances >= 2")
         self.model = build_reid_net(cfg.model, self.data.num_train_pids).to(self.device)

@@ -167,14 +167,28 @@ def synthetic_world(loaded: Loaded, images: Sequence[InputImage], purpose: str):
     try:
         world = load_ground_truth(dataset.root)
     except FileNotFoundError:
-        raise DatasetError(f"{purpose} the synthetic world's true rotated views, and {dataset.name} at "
+        raise DatasetError(f"{purpose} the synthetic world's ground truth, and {dataset.name} at "
                            f"{dataset.root} has no ground truth; use a checkpoint of a synthetic-world "
                            f"run (or --opts data.dataset=synthetic data.root=DIR)") from None
     for im in images:
         if os.path.basename(im.path) not in world.index:
-            raise DatasetError(f"{purpose} true rotated views, and input image {im.path} is not an image "
+            raise DatasetError(f"{purpose} the world's ground truth, and input image {im.path} is not an image "
                                f"of the synthetic world at {world.folder}")
     return world
+
+
+def swap_benchmark(loaded: Loaded, pairs: int, seed: int):
+    """The seeded swap pairs of the checkpoint's synthetic world (`reid_eval.generation.swap`)."""
+    from reid_eval.generation.swap import SwapBenchmark
+    dataset = loaded.dataset
+    world = synthetic_world(loaded, [InputImage(s.path, "") for s in dataset.query], "the swap score needs")
+    return SwapBenchmark(dataset, world, loaded.cfg.data, pairs, seed)
+
+
+def load_teacher(loaded: Loaded) -> torch.nn.Module:
+    """The run's re-ID teacher (dgnet.teacher) in eval mode: the judge of the swaps' identities."""
+    from trainers.dgnet import load_teacher as load_teacher_net
+    return load_teacher_net(loaded.cfg.dgnet.teacher, loaded.dataset.num_train_pids, loaded.device).eval()
 
 
 def render_root(loaded: Loaded, renders: str | None) -> Path:

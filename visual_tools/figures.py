@@ -3,6 +3,7 @@
 
     python visual_tools/figures.py --checkpoint CKPT [--figures swap rainbow appearance structure]
                                    [--input DIR] [--output DIR] [--num 6] [--steps 11] [--seed 0]
+    python visual_tools/figures.py --checkpoint CKPT --figures truth [--num 8]   (synthetic world)
 
   swap.png            --num people: cell (i, j) is person i's structure drawn with person j's
                       appearance; the top row shows the appearance donors, the left column the
@@ -13,6 +14,11 @@
                       to the other's (top right).
   structure.png/.gif  structure interpolation: the same with the structure moving between the two
                       people and each row keeping one appearance.
+  truth.png           --num swap pairs of the swap score (reid_eval/generation/swap.py; its seeded pairs
+                      of the query split, different identities and cameras), one per column; rows: the
+                      appearance donor A, the structure donor S, the world's true swap (S wearing A's
+                      garments) and the model's swap. Synthetic-world checkpoints only; not drawn by
+                      default.
 
 People are chosen at random (by --seed) among different identities of the input: a folder, or
 by default the query split of the checkpoint's data set. Figures go to --output (default
@@ -32,7 +38,8 @@ from trainers.cli import exit_on_user_error  # noqa: E402
 from visual_tools import common, synthesis  # noqa: E402
 from visual_tools.image_io import grid, save, save_gif, to_pil  # noqa: E402
 
-FIGURES = ("swap", "rainbow", "appearance", "structure")
+FIGURES = ("swap", "rainbow", "appearance", "structure", "truth")
+DEFAULT_FIGURES = FIGURES[:4]  # truth needs a synthetic world
 
 
 def table(top: torch.Tensor, left: torch.Tensor, body: torch.Tensor, top_shown: torch.Tensor | None = None
@@ -78,9 +85,16 @@ def interpolation_figure(model, images: torch.Tensor, moving: str, steps: int, b
     return table(top, ends, body, shown), frames
 
 
+def truth_figure(bench, model, device: torch.device, batch_size: int) -> torch.Tensor:
+    """Columns: the pairs of a `SwapBenchmark`; rows: A, S, the true swap, the model's swap."""
+    generated = bench.model_images(model.swap, device, batch_size)
+    rows = [denormalize(bench.appearance), denormalize(bench.structure), bench.truths.image, generated]
+    return grid(torch.stack(rows))
+
+
 def main(argv=None) -> list[Path]:
     p = common.parser(__doc__)
-    p.add_argument("--figures", nargs="+", choices=FIGURES, default=list(FIGURES))
+    p.add_argument("--figures", nargs="+", choices=FIGURES, default=list(DEFAULT_FIGURES))
     p.add_argument("--output", metavar="DIR", help="folder of the figures (default: <checkpoint>-figures)")
     p.add_argument("--num", type=int, default=6, help="people in the swap grid and appearances in the rainbow")
     p.add_argument("--steps", type=int, default=11, help="interpolation steps, both ends included")
@@ -104,6 +118,9 @@ def main(argv=None) -> list[Path]:
             figure, frames = interpolation_figure(model, pair, moving, args.steps, batch_size)
             written.append(save(to_pil(figure), output / f"{moving}.png"))
             written.append(save_gif(frames, output / f"{moving}.gif"))
+    if "truth" in args.figures:
+        bench = common.swap_benchmark(loaded, args.num, args.seed)
+        written.append(save(to_pil(truth_figure(bench, model, loaded.device, batch_size)), output / "truth.png"))
     for path in written:
         print(f"written {path}")
     return written

@@ -18,6 +18,13 @@
          the appearance changes them) and among images sharing an appearance. The AlexNet
          backbone follows --lpips-backbone as --inception does; random, it only tests the pipeline.
 
+  swap   the swaps against the synthetic world's truth (reid_eval/generation/swap.py): --pairs seeded
+         (appearance, structure) pairs of the query split (different identities and cameras), for the
+         model and the no-learning baselines copy_structure, copy_appearance and colour_transfer:
+         SSIM to the true swap, mean CIEDE2000 over the true upper / lower garment, and the fraction
+         whose nearest gallery identity under the run's teacher (dgnet.teacher) is A's / S's.
+         Keys swap.<method>.<score>. Synthetic-world checkpoints only.
+
 The input is a folder (--input) or the query split of the checkpoint's data set; --limit N
 takes at most N images of each set (a seeded random choice; 0: all). The JSON goes to --output
 (default <checkpoint>.generation.json).
@@ -35,11 +42,12 @@ import torch  # noqa: E402
 from reid_data import denormalize  # noqa: E402
 from reid_eval.generation import (LPIPSDistance, fid, fid_inception, inception_features,  # noqa: E402
                                   pairwise_diversity, ssim)
+from reid_eval.generation import swap  # noqa: E402
 from trainers.cli import exit_on_user_error  # noqa: E402
 from visual_tools import common, synthesis  # noqa: E402
 from visual_tools.test_folder import cross_identity_batches  # noqa: E402
 
-METRICS = ("ssim", "fid", "lpips")
+METRICS = ("ssim", "fid", "lpips", "swap")
 
 
 def reconstruction_ssim(loaded: common.Loaded, images: list[common.InputImage]) -> dict:
@@ -81,6 +89,15 @@ def lpips_diversity(loaded: common.Loaded, distance: LPIPSDistance, people: torc
             "people": len(people)}
 
 
+def swap_scores(loaded: common.Loaded, pairs: int, seed: int) -> dict:
+    """The swap table of the checkpoint's DG-Net and the baselines (see the module's doc)."""
+    bench = common.swap_benchmark(loaded, pairs, seed)
+    teacher = common.load_teacher(loaded)
+    results, _ = bench.score(loaded.model.swap, lambda x: teacher(x).embedding, loaded.device,
+                             loaded.cfg.data.test_batch_size, loaded.cfg.test.flip)
+    return results
+
+
 def main(argv=None) -> dict:
     p = common.parser(__doc__)
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=list(METRICS))
@@ -88,12 +105,15 @@ def main(argv=None) -> dict:
     p.add_argument("--real", metavar="DIR", help="real images for FID (default: the data set's training images)")
     p.add_argument("--limit", type=int, default=0, help="at most N images per set (0: all)")
     p.add_argument("--people", type=int, default=8, help="identities in the LPIPS diversity grid")
+    p.add_argument("--pairs", type=int, default=256, help="(appearance, structure) pairs of the swap score")
     p.add_argument("--inception", type=common.weights_arg, default=True, metavar="true|false|FILE")
     p.add_argument("--lpips-backbone", type=common.weights_arg, default=True, metavar="true|false|FILE")
     p.add_argument("--output", metavar="FILE", help="JSON file (default: <checkpoint>.generation.json)")
     args = p.parse_args(argv)
     if args.people < 2:
         p.error("--people must be at least 2")
+    if args.pairs < 1:
+        p.error("--pairs must be at least 1")
     loaded = common.load_dgnet(args.checkpoint, args.device, args.opts)
     # Weights first: a missing file stops the run before any slow work.
     inception = fid_inception(args.inception, loaded.device) if "fid" in args.metrics else None
@@ -119,6 +139,11 @@ def main(argv=None) -> dict:
         d = results["lpips_diversity"]
         print(f"LPIPS diversity {d['across_appearances']:.4f} across appearances, {d['across_structures']:.4f} "
               f"across structures ({d['people']} people; AlexNet: {d['backbone']})")
+    if "swap" in args.metrics:
+        scores = swap_scores(loaded, args.pairs, args.seed)
+        results.update(swap.flat(scores))
+        print(f"swaps against the truth ({args.pairs} pairs; identity by the teacher {loaded.cfg.dgnet.teacher}):")
+        print(swap.table(scores))
     common.write_results(results, args.output or f"{args.checkpoint}.generation.json")
     return results
 

@@ -62,7 +62,7 @@ def build_dgnet(cfg, num_classes: int, pretrained=None) -> DGNet:
                                    m.embed_dim, m.dropout, cfg.dgnet.fine_dropout)
     structure = StructureEncoder(gen.dim, gen.n_res)
     decoder = Decoder(structure.out_channels, appearance.code_dim, cfg.dgnet.stripes, gen.mlp_dim, gen.n_res,
-                      gen.mlp_norm)
+                      gen.mlp_norm, gen.mlp_input)
     return DGNet(appearance, structure, decoder, MultiScaleDiscriminator(dis.dim, dis.n_layer, dis.n_res,
                                                                          dis.num_scales))
 

@@ -7,6 +7,7 @@ fixed cameras, written as a Market-1501 data set with a ground-truth sidecar.
     from reid_data.synthetic import WorldConfig, write_world, render_ground_truth
     write_world("worlds/small", WorldConfig(ids=50, cameras=4, seed=1))
     view = render_ground_truth("worlds/small", "0007_c2s1_000512_00.jpg", yaw=3.14, mode="grey")
+    swap = load_ground_truth("worlds/small").render_swap([appearance_name], [structure_name])
 
 Modules: `identities` (who people are), `clothing` (garments as per-vertex colours), `body`
 (the posable body with bags, walking and standing poses), `scenes` (cameras, backgrounds,
@@ -28,7 +29,8 @@ _LAZY = {
     "WorldConfig": "writer", "write_world": "writer", "generate": "writer",
     "render_ground_truth": "ground_truth", "load_ground_truth": "ground_truth",
     "WorldGroundTruth": "ground_truth", "GroundTruthRender": "ground_truth",
-    "Appearance": "identities", "sample_identity": "identities",
+    "SwapTruth": "ground_truth", "Appearance": "identities", "sample_identity": "identities",
+    "dressed": "identities", "GARMENT_FIELDS": "identities",
 }
 
 __all__ = ["SYNTHETIC", "build_synthetic", *_LAZY]

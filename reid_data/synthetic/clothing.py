@@ -3,9 +3,9 @@
 Every garment is a region of the body's vertices decided in the **rest pose** (the T-pose:
 arms along ±x, y up, the body faces +z, soles at y = -1.17) from the vertices' positions and
 their dominant skinning joint. The regions therefore follow the body when it moves, as printed
-cloth would. `BodyRegions` computes the per-vertex coordinates once; `vertex_colors` paints one
-`Appearance` onto them (colours in [0, 1], with a little per-vertex fabric noise so that large
-areas are not perfectly flat).
+cloth would. `BodyRegions` computes the per-vertex coordinates once; `paint` paints one
+`Appearance` onto them: colours in [0, 1], with a little per-vertex fabric noise so that large
+areas are not perfectly flat, and the part each vertex shows (the true garment masks).
 
 Regions, from the skin outward: skin; shoes and socks; the lower garment (trousers, capri or
 shorts from the waist down, optionally with a side stripe); the upper garment (from its hem
@@ -78,8 +78,14 @@ class BodyRegions:
         return out
 
 
-def vertex_colors(a: Appearance, regions: BodyRegions) -> np.ndarray:
-    """(V, 3) float32 colours of every vertex (body and accessories) for appearance ``a``."""
+# What each vertex shows once painted (`paint`): the garments the appearance code owns in a swap
+# (upper, lower, shoes with socks) and what stays with the body.
+SKIN, UPPER, LOWER, SHOES, HAIR, HAT, BAG = range(7)
+
+
+def paint(a: Appearance, regions: BodyRegions) -> tuple[np.ndarray, np.ndarray]:
+    """(V, 3) float32 colours and (V,) int64 parts (`SKIN` ... `BAG`) of every vertex (body and
+    accessories) for appearance ``a``."""
     r = regions
     x, y, z = r.x, r.y, r.z
     n = len(y)
@@ -102,14 +108,19 @@ def vertex_colors(a: Appearance, regions: BodyRegions) -> np.ndarray:
     sleeve = r.arm & (r.arm_a < sleeve_end)
     upper = body_part | sleeve
 
+    part = np.full(n, SKIN)
     if a.lower_kind == "shorts":
         col[socks] = a.socks_color
+        part[socks] = SHOES
     col[lower] = a.lower_color
+    part[lower] = LOWER
     if a.lower_pattern == "side_stripe":
         col[lower & (np.abs(r.leg_side - 0.055) < 0.012)] = a.lower_color2
     col[shoes] = a.shoes_color
+    part[shoes] = SHOES
 
     col[upper] = a.upper_color
+    part[upper] = UPPER
     p = a.upper_pattern
     if p == "stripes":
         band = ((y - 0.3) % a.stripe_period) < a.stripe_period * a.stripe_duty
@@ -135,15 +146,20 @@ def vertex_colors(a: Appearance, regions: BodyRegions) -> np.ndarray:
     if a.bag == "backpack":
         strap = (np.abs(np.abs(x) - 0.085) < 0.02) & (y > -0.02) & r.torso & (y < 0.32)
         col[strap & ~r.neck] = a.bag_color
+        part[strap & ~r.neck] = BAG
     elif a.bag == "shoulder_bag":
         # a band from the left shoulder (+x) to the right hip (-x), front and back
         d = np.abs((y - 0.26) - (x - 0.12) * (0.46 / 0.29)) / np.sqrt(1 + (0.46 / 0.29) ** 2)
-        col[(d < 0.016) & r.torso & (y > -0.26) & ~r.neck] = a.bag_color
+        band = (d < 0.016) & r.torso & (y > -0.26) & ~r.neck
+        col[band] = a.bag_color
+        part[band] = BAG
 
     hair = r.hair_mask(a)
     col[hair] = a.hair_color
+    part[hair] = HAIR
     hat = r.hat_mask(a)
     col[hat] = a.hat_color
+    part[hat] = HAT
 
     # fabric texture: a little per-vertex brightness noise, fixed per identity
     rng = np.random.default_rng(a.fabric_seed)
@@ -155,4 +171,6 @@ def vertex_colors(a: Appearance, regions: BodyRegions) -> np.ndarray:
     out = np.empty((regions.num_vertices, 3))
     out[:n] = col
     out[n:] = a.bag_color
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    parts = np.full(regions.num_vertices, BAG)
+    parts[:n] = part
+    return np.clip(out, 0.0, 1.0).astype(np.float32), parts

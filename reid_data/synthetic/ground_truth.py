@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
+import zlib
 from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from .identities import Appearance
+from ..records import DatasetError
+from .identities import Appearance, dressed
 from .imaging import Imager
 from .scenes import CameraRig
 from .writer import FORMAT
@@ -33,6 +36,12 @@ from .writer import FORMAT
 class GroundTruthRender(NamedTuple):
     image: torch.Tensor     # (3, H, W) in [0, 1]
     mask: torch.Tensor      # (1, H, W): 1 where the person (and its bag) is
+
+
+class SwapTruth(NamedTuple):
+    image: torch.Tensor     # (B, 3, H, W) in [0, 1]: one person's garments on another's structure
+    mask: torch.Tensor      # (B, 1, H, W): the person
+    garments: torch.Tensor  # (B, 3, H, W) coverage of the upper garment, lower garment, shoes
 
 
 class WorldGroundTruth:
@@ -44,22 +53,31 @@ class WorldGroundTruth:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} not found: {folder} is not a synthetic world "
                                     f"(write one with python -m reid_data.synthetic --out DIR)")
-        with open(path) as fh:
-            doc = json.load(fh)
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a GenReID synthetic world's ground truth")
-        self.doc = doc
-        self.config = doc["config"]
-        self.height, self.width = self.config["height"], self.config["width"]
-        self.cameras = [CameraRig(**c) for c in doc["cameras"]]
-        self.identities = doc["identities"]
-        self.appearances = [Appearance(**d["appearance"]) for d in self.identities]
-        arrays = np.load(os.path.join(self.folder, "ground_truth.npz"))
-        self.arrays = {k: arrays[k] for k in arrays.files}
-        self.images = doc["images"]
-        self.index = {r["name"]: i for i, r in enumerate(self.images)}
-        if list(self.arrays["names"]) != [r["name"] for r in self.images]:
-            raise ValueError(f"{self.folder}: ground_truth.npz and ground_truth.json disagree")
+        reading = path
+        try:  # a cut-short or edited sidecar fails in any of the ways caught below
+            with open(path) as fh:
+                doc = json.load(fh)
+            if doc.get("format") != FORMAT:
+                raise ValueError("it is not a GenReID synthetic world's ground truth")
+            self.doc = doc
+            self.config = doc["config"]
+            self.height, self.width = self.config["height"], self.config["width"]
+            self.cameras = [CameraRig(**c) for c in doc["cameras"]]
+            self.identities = doc["identities"]
+            self.appearances = [Appearance(**d["appearance"]) for d in self.identities]
+            self.images = doc["images"]
+            self.index = {r["name"]: i for i, r in enumerate(self.images)}
+            reading = os.path.join(self.folder, "ground_truth.npz")
+            arrays = np.load(reading)
+            self.arrays = {k: arrays[k] for k in arrays.files}
+            if list(self.arrays["names"]) != [r["name"] for r in self.images]:
+                raise ValueError("it disagrees with ground_truth.json")
+        except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile,
+                zlib.error) as err:
+            reason = f"no {err}" if isinstance(err, KeyError) else str(err) or type(err).__name__
+            raise DatasetError(f"{reading} is damaged ({reason}); delete {self.folder} and write the world again "
+                               f"with python -m reid_data.synthetic --out {self.folder} (and the options it was "
+                               f"written with)") from None
         self._imager = None
 
     def __len__(self) -> int:
@@ -103,6 +121,29 @@ class WorldGroundTruth:
             return self.imager.form(apps, recs, verts, mode=mode,
                                     background=background or degrade, degrade=degrade,
                                     noise=noise, occlusion=occlusion)
+
+
+    def render_swap(self, appearance_names, structure_names, degrade: bool = True,
+                    noise: bool = False) -> SwapTruth:
+        """What a DG-Net swap should draw: image k is the structure image ``structure_names[k]``
+        (its body, pose, yaw, skin, hair, hat, bag, camera, crop, background, occluder, light
+        and degradations) with the garments (`identities.GARMENT_FIELDS`) of the identity of
+        ``appearance_names[k]``. ``degrade=False`` leaves out the camera's resolution, blur and
+        colour response; ``noise`` adds the structure image's own pixel noise."""
+        if len(appearance_names) != len(structure_names):
+            raise ValueError(f"{len(appearance_names)} appearance images for "
+                             f"{len(structure_names)} structure images")
+        recs = [self.record(n) for n in structure_names]
+        for r in recs:
+            r["pose"] = r["pose"].astype(np.float64)
+        apps = [dressed(r["appearance"], self.record(a)["appearance"])
+                for r, a in zip(recs, appearance_names)]
+        verts, _ = self.imager.pose(apps, recs)
+        with torch.no_grad():
+            image, mask = self.imager.form(apps, recs, verts, background=True, degrade=degrade,
+                                           noise=noise, occlusion=True)
+            garments = self.imager.garments(apps, recs, verts)
+        return SwapTruth(image, mask, garments)
 
 
 @lru_cache(maxsize=4)

@@ -2,7 +2,7 @@
 
 An `Appearance` holds every parameter that decides how a person looks, as plain numbers and
 strings (it round-trips through JSON, so the ground-truth sidecar can re-create the person).
-`clothing.vertex_colors` turns it into per-vertex colours over the body.
+`clothing.paint` turns it into per-vertex colours over the body.
 
 Colours come from a palette weighted like the clothes people wear in the street (many black,
 dark grey, navy and denim garments, fewer bright ones), jittered in hue, saturation and value,
@@ -99,6 +99,24 @@ class Appearance:
     duplicate_of: int = -1      # index of the identity this one copies (near duplicates)
     changed: str = ""           # the one detail that differs from that identity
     extra: dict = field(default_factory=dict)
+
+
+# What a DG-Net appearance code owns in the world's true swaps: the garments — their colours, patterns
+# and cut (sleeve and leg length, hem, neckline, waist) — and the shoes and socks. Everything else
+# stays with the structure: body shape, gait, skin, hair (style and colour), hat, bag, and the faint
+# per-vertex fabric noise (the world's near duplicates keep it with the body too).
+GARMENT_FIELDS = ("sleeves", "upper_color", "upper_pattern", "upper_color2", "stripe_period",
+                  "stripe_duty", "logo", "split_y", "hem_y", "neckline", "lower_kind",
+                  "lower_color", "lower_pattern", "lower_color2", "waist_y", "shoes_color",
+                  "shoe_top", "socks_color")
+
+
+def dressed(person: Appearance, clothes: Appearance) -> Appearance:
+    """``person`` wearing the garments of ``clothes`` (`GARMENT_FIELDS`)."""
+    out = copy.deepcopy(person)
+    for name in GARMENT_FIELDS:
+        setattr(out, name, copy.deepcopy(getattr(clothes, name)))
+    return out
 
 
 def _pick(rng, palette: dict, column: int = 1):

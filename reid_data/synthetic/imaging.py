@@ -29,7 +29,7 @@ from mesh.cameras import PerspectiveCamera
 from mesh.rasterizer import render
 
 from .body import world_body
-from .clothing import BodyRegions, vertex_colors
+from .clothing import LOWER, SHOES, UPPER, BodyRegions, paint
 from .identities import Appearance
 from .scenes import (FULL_H, FULL_W, CameraRig, color_pipeline, gaussian_blur, occluder_layer,
                      panorama, resample)
@@ -201,6 +201,28 @@ class Imager:
             rgb[i] = x.clamp(0, 1)
         return rgb, mask
 
+    def garments(self, appearances: list[Appearance], records: list[dict], verts=None,
+                 occlusion: bool = True) -> torch.Tensor:
+        """(B, 3, H, W) coverage in [0, 1] of the upper garment, the lower garment and the shoes
+        (with socks) in each image, as `form` draws it (the occluder in front when the record has
+        one and ``occlusion``)."""
+        if verts is None:
+            verts, _ = self.pose(appearances, records)
+        s = self.supersample
+        hr, wr = self.height * s, self.width * s
+        parts = np.stack([self._per_person(a)[2] for a in appearances])
+        onehot = torch.as_tensor(np.stack([parts == k for k in (UPPER, LOWER, SHOES)], -1),
+                                 dtype=torch.float32)
+        # unlit: every vertex shows its one-hot part as its colour
+        out = render(verts, self.body.faces_t, self.camera(records, float(s)), hr, wr,
+                     colors=onehot, ambient=1.0, lights=[]).rgb
+        if occlusion:
+            for i, rec in enumerate(records):
+                occ = rec["look"].get("occluder")
+                if occ:
+                    out[i] = out[i] * (1 - occluder_layer(occ, hr, wr)[1])
+        return _downsample(out, self.height, self.width).clamp(0, 1)
+
     def _colors(self, a: Appearance) -> np.ndarray:
         return self._per_person(a)[0]
 
@@ -208,10 +230,12 @@ class Imager:
         return self._per_person(a)[1]
 
     def _per_person(self, a: Appearance):
-        """(vertex colours, hair offsets) of a person, cached per `Appearance` object."""
+        """(vertex colours, hair offsets, vertex parts) of a person, cached per `Appearance`
+        object."""
         hit = self._people.get(id(a))
         if hit is None or hit[0] is not a:
-            hit = (a, vertex_colors(a, self.regions), self.regions.hair_offset(a))
+            colors, parts = paint(a, self.regions)
+            hit = (a, colors, self.regions.hair_offset(a), parts)
             if len(self._people) > 4096:
                 self._people.clear()
             self._people[id(a)] = hit

@@ -62,39 +62,51 @@ def inception_features(model: torch.nn.Module, batches: Iterable[torch.Tensor]) 
 
 
 def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of (N, D) features (N >= 2)."""
-    if len(features) < 2:
-        raise ValueError(f"FID needs at least 2 images per set, got {len(features)}")
+    """Mean and covariance of (N, D) features (N >= 2): the moments `frechet_distance` takes."""
+    _check_size(features)
     return features.mean(0), np.cov(features, rowvar=False)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, factor1: np.ndarray | None = None) -> float:
-    """Fréchet distance of N(mu1, sigma1) and N(mu2, sigma2):
-    |mu1 - mu2|² + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^½).
-
-    With A any factor of sigma1 (AᵀA = sigma1), sigma1 sigma2 has the nonzero eigenvalues of the
-    symmetric PSD matrix A sigma2 Aᵀ, so the trace is the sum of their square roots: one
-    symmetric eigensolve, exact for the singular covariances of fewer images than features,
-    where a general matrix square root (scipy's sqrtm) takes a minute at 2048 dimensions and
-    warns that its result may be inaccurate. `factor1` defaults to sigma1's own square root.
-    """
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
-    if factor1 is None:
-        w, v = scipy.linalg.eigh(sigma1)
-        factor1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    eigenvalues = scipy.linalg.eigvalsh(factor1 @ sigma2 @ factor1.T)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues, 0, None)).sum()  # round-off leaves tiny negatives
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt)
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """Fréchet distance of N(mu1, sigma1) and N(mu2, sigma2), from the moments alone (pytorch-fid's
+    `calculate_frechet_distance`). A singular covariance's zero eigenvalues come back as round-off
+    whose square roots (~1e-8 each) add up; with the features at hand `fid` has no such error."""
+    return _frechet(np.atleast_1d(mu1), _root(sigma1), np.atleast_1d(mu2), _root(sigma2))
 
 
 def fid(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID between two sets of (N, D) Inception features."""
-    if len(features1) > len(features2):  # the distance is symmetric; factor the smaller set
-        features1, features2 = features2, features1
-    (mu1, sigma1), (mu2, sigma2) = statistics(features1), statistics(features2)
-    n, d = features1.shape
-    # Fewer images than features: the centred features are a thinner factor than sigma1's root.
-    factor1 = (features1 - mu1) / np.sqrt(n - 1) if n < d else None
-    return frechet_distance(mu1, sigma1, mu2, sigma2, factor1)
+    """FID between two sets of (N, D) Inception features, from their centred factors: as exact for
+    the singular covariances of fewer images than features as for full-rank ones."""
+    return _frechet(features1.mean(0), _factor(features1), features2.mean(0), _factor(features2))
+
+
+def _frechet(mu1, a, mu2, b) -> float:
+    """|mu1 - mu2|² + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^½) for sigma1 = aᵀa, sigma2 = bᵀb.
+
+    sigma1 sigma2 = aᵀ(a bᵀ b) has the nonzero eigenvalues of (a bᵀ)(a bᵀ)ᵀ, so the trace of its root
+    is the nuclear norm of a bᵀ: singular values straight from an SVD, never square roots of
+    round-off-sized eigenvalues, nor a general matrix square root (scipy's sqrtm takes a minute at
+    2048 dimensions).
+    """
+    diff = mu1 - mu2
+    nuclear_norm = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    return float(diff @ diff + (a * a).sum() + (b * b).sum() - 2 * nuclear_norm)
+
+
+def _factor(features: np.ndarray) -> np.ndarray:
+    """R of the QR of the centred features / √(N - 1): RᵀR is their covariance, and R has min(N, D)
+    rows, so the product of two factors is at most D x D however many images there are."""
+    _check_size(features)
+    centred = (features - features.mean(0)) / np.sqrt(len(features) - 1)
+    return np.linalg.qr(centred, mode="r")
+
+
+def _root(sigma) -> np.ndarray:
+    """diag(√w) Vᵀ of a covariance's eigendecomposition V diag(w) Vᵀ: a factor of it."""
+    w, v = scipy.linalg.eigh(np.atleast_2d(sigma))
+    return np.sqrt(np.clip(w, 0, None))[:, None] * v.T  # round-off leaves tiny negative eigenvalues
+
+
+def _check_size(features: np.ndarray) -> None:
+    if len(features) < 2:
+        raise ValueError(f"FID needs at least 2 images per set, got {len(features)}")
