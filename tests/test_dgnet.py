@@ -1,6 +1,7 @@
 """The dgnet trainer at tiny size: every loss term, which parameters move, mixed precision, exact
 resume, clear errors, and two data-parallel processes."""
 import copy
+import json
 import itertools
 import math
 from pathlib import Path
@@ -230,3 +231,29 @@ def test_appearance_encoder_can_start_from_the_teacher(dgnet_cfg, tmp_path):
     assert not torch.equal(fresh.net.appearance.backbone.stem[0].weight, theirs["stem.0.weight"])
     with pytest.raises(ConfigError, match="init_from_teacher needs the teacher's backbone"):
         build_trainer(dgnet_cfg("dgnet.init_from_teacher=true", "model.last_stride=2"), tmp_path / "run3")
+
+
+def test_evaluations_score_swaps_against_the_worlds_truth(dgnet_cfg, tiny_world_root, tmp_path):
+    from models import build_reid_net
+    from reid_data import build_dataset
+    from reid_eval.generation.swap import METHODS, SCORES
+    from trainers.dgnet import swap_watch
+
+    world = build_dataset("synthetic", str(tiny_world_root))
+    teacher_cfg = load_config(None, ["trainer=teacher", "model.backbone=resnet18", "model.pretrained=false"])
+    judge = build_reid_net(teacher_cfg.model, world.num_train_pids)
+    judge_path = tmp_path / "judge.pt"
+    torch.save({"trainer": "teacher", "config": teacher_cfg.to_dict(), "modules": {"model": judge.state_dict()}},
+               judge_path)
+    trainer = build_trainer(dgnet_cfg("run.max_iter=2"), tmp_path / "run")
+    assert trainer._swaps is None                            # the toy set has no ground truth
+    world_cfg = dgnet_cfg("data.dataset=synthetic", f"data.root={tiny_world_root}", f"dgnet.teacher={judge_path}",
+                          "dgnet.swap_pairs=3")
+    trainer._swaps = swap_watch(world, world_cfg, torch.device("cpu"))
+    assert trainer._swaps.bench.truths.image.shape == (3, 3, 64, 32)
+    trainer.fit()
+    last = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[-1])
+    assert {f"swap.{m}.{k}" for m in METHODS for k in SCORES} <= set(last)
+    grid = trainer.images()["test/truth"]
+    assert grid.shape == (1, 3, 4 * (64 + 2) + 2, 3 * (32 + 2) + 2)  # rows A, S, truth, the model's swap
+    assert swap_watch(world, dgnet_cfg("dgnet.swap_pairs=0"), torch.device("cpu")) is None

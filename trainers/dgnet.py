@@ -44,7 +44,8 @@ class DGNetTrainer(Trainer):
     def build(self) -> None:
         cfg, d = self.cfg, self.cfg.dgnet
         try:
-            self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split)
+            self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
+                                      skip_unreadable=cfg.data.skip_unreadable)
         except DatasetError as e:
             raise DatasetError(f"{e} (to try DG-Net without it: configs/synthetic-dgnet.yaml)") from None
         self.num_classes = self.data.num_train_pids

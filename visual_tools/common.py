@@ -54,7 +54,8 @@ class Loaded:
 
     @cached_property
     def dataset(self):
-        return build_dataset(self.cfg.data.dataset, self.cfg.data.root, train_split=self.cfg.data.train_split)
+        return build_dataset(self.cfg.data.dataset, self.cfg.data.root, train_split=self.cfg.data.train_split,
+                             skip_unreadable=self.cfg.data.skip_unreadable)
 
 
 def load_dgnet(checkpoint: str | Path, device: str = "auto", opts: Sequence[str] = ()) -> Loaded:
