@@ -11,6 +11,16 @@ from tqdm import tqdm
 from reid_data.transforms import normalize
 
 
+def flip_embedding(embed: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                   flip: bool = True) -> torch.Tensor:
+    """float32 embeddings of normalised `images`; with `flip` those of the images and of their
+    mirror images summed (normalise afterwards)."""
+    f = embed(images).float()
+    if flip:
+        f = f + embed(images.flip(3)).float()
+    return f
+
+
 @torch.no_grad()
 def extract_features(embed: Callable[[torch.Tensor], torch.Tensor], loader, device: torch.device,
                      flip: bool = True, autocast_dtype: torch.dtype | None = None,
@@ -25,9 +35,7 @@ def extract_features(embed: Callable[[torch.Tensor], torch.Tensor], loader, devi
         images = normalize(batch["image"].to(device))
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
-            f = embed(images).float()
-            if flip:
-                f = f + embed(images.flip(3)).float()
+            f = flip_embedding(embed, images, flip)
         feats.append(F.normalize(f, dim=1).cpu())
         pids.append(batch["pid"].numpy())
         camids.append(batch["camid"].numpy())

@@ -187,10 +187,8 @@ class DGNetTrainer(Trainer):
             bench = self._swaps.bench
             with self.autocast():
                 generated = bench.model_images(self.net.swap, self.device, self.cfg.data.test_batch_size)
-            k = min(GRID_COLUMNS, len(generated))
-            rows = [denormalize(bench.appearance[:k]), denormalize(bench.structure[:k]), bench.truths.image[:k],
-                    generated[:k]]
-            grids["test/truth"] = make_grid(torch.cat(rows).float(), nrow=k, padding=2).unsqueeze(0)
+            rows = bench.truth_rows(generated, GRID_COLUMNS)
+            grids["test/truth"] = make_grid(rows.flatten(0, 1), nrow=rows.shape[1], padding=2).unsqueeze(0)
         test = self._test_batch()
         if test is not None:
             self.net.eval()

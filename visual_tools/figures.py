@@ -87,9 +87,7 @@ def interpolation_figure(model, images: torch.Tensor, moving: str, steps: int, b
 
 def truth_figure(bench, model, device: torch.device, batch_size: int) -> torch.Tensor:
     """Columns: the pairs of a `SwapBenchmark`; rows: A, S, the true swap, the model's swap."""
-    generated = bench.model_images(model.swap, device, batch_size)
-    rows = [denormalize(bench.appearance), denormalize(bench.structure), bench.truths.image, generated]
-    return grid(torch.stack(rows))
+    return grid(bench.truth_rows(bench.model_images(model.swap, device, batch_size)))
 
 
 def main(argv=None) -> list[Path]:

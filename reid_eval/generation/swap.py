@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from reid_data import denormalize, normalize, test_loader
 
-from ..features import extract_features
+from ..features import extract_features, flip_embedding
 from .colour import masked_mean_delta_e, reinhard_transfer
 from .ssim import ssim
 
@@ -92,14 +92,9 @@ def image_scores(images: torch.Tensor, truths: SwapTruths) -> dict[str, float]:
 def embed_images(embed: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int,
                  flip: bool = True) -> torch.Tensor:
     """L2-normalised embeddings of normalised `images`, as `reid_eval.features.extract_features`
-    makes them (the mirror image's embedding added with `flip`)."""
-    feats = []
-    for chunk in images.split(batch_size):
-        f = embed(chunk).float()
-        if flip:
-            f = f + embed(chunk.flip(3)).float()
-        feats.append(F.normalize(f, dim=1).cpu())
-    return torch.cat(feats)
+    makes them of a loader's batches."""
+    return torch.cat([F.normalize(flip_embedding(embed, chunk, flip), dim=1).cpu()
+                      for chunk in images.split(batch_size)])
 
 
 def nearest_identity(features: torch.Tensor, gallery_features: torch.Tensor, gallery_pids) -> np.ndarray:
@@ -142,15 +137,15 @@ class SwapBenchmark:
         self.truths = render_truths(world, [x.path for x in a], [x.path for x in s], data_cfg.height,
                                     data_cfg.width)
         self.gallery, self.data_cfg = dataset.gallery, data_cfg
-        self._gallery_features = {}
+        self._gallery_features = (None, None)  # (embed, its gallery embeddings)
 
     def gallery_features(self, embed, device: torch.device, flip: bool = True) -> torch.Tensor:
-        """The gallery's embeddings under `embed`, computed once per network."""
-        if id(embed) not in self._gallery_features:
+        """The gallery's embeddings under `embed` (a frozen judge), computed once while it stays the same."""
+        if self._gallery_features[0] is not embed:
             feats, _, _ = extract_features(embed, test_loader(self.gallery, self.data_cfg), device, flip,
                                            desc="swap gallery")
-            self._gallery_features = {id(embed): feats}
-        return self._gallery_features[id(embed)]
+            self._gallery_features = (embed, feats)
+        return self._gallery_features[1]
 
     @torch.no_grad()
     def model_images(self, draw, device: torch.device, batch_size: int) -> torch.Tensor:
@@ -158,6 +153,13 @@ class SwapBenchmark:
         for s, a in zip(self.structure.split(batch_size), self.appearance.split(batch_size)):
             out.append(denormalize(draw(s.to(device), a.to(device)).float()).clamp(0, 1).cpu())
         return torch.cat(out)
+
+    def truth_rows(self, generated: torch.Tensor, count: int | None = None) -> torch.Tensor:
+        """(4, count, 3, H, W) in [0, 1]: A, S, the true swap and `generated` (the model's images) of
+        the first `count` pairs (all by default)."""
+        k = len(generated) if count is None else min(count, len(generated))
+        return torch.stack([denormalize(self.appearance[:k]), denormalize(self.structure[:k]),
+                            self.truths.image[:k], generated[:k].float()])
 
     def score(self, draw, embed=None, device: torch.device = torch.device("cpu"), batch_size: int = 64,
               flip: bool = True) -> tuple[dict[str, dict[str, float]], torch.Tensor]:
