@@ -1,8 +1,12 @@
-"""DG-Net training iteration time and peak memory at the paper's setting (configs/latest.yaml).
+"""DG-Net training iteration time and peak memory of a DG-Net config (default: the paper's setting,
+configs/latest.yaml).
 
-    python bench/bench_dgnet.py [--sizes 256x128 128x64] [--batch 8] [--iters 4] [--warmup 2]
+    python bench/bench_dgnet.py [--config configs/latest.yaml] [--sizes 256x128 128x64] [--batch 8]
+                                [--iters 4] [--warmup 2] [--precisions float32 bfloat16]
 
-Two JSON lines per size, float32 then the mixed precision (autocast bfloat16 on the CPU, float16 with
+The config's own networks, size and batch unless --sizes / --batch say otherwise; e.g.
+`--config configs/synthetic-dgnet-long.yaml` times the long synthetic recipe's iteration (the main
+job's networks). Two JSON lines per size, float32 then the mixed precision (autocast bfloat16 on the CPU, float16 with
 loss scaling on CUDA), appended to bench/results/dgnet.jsonl: median seconds per iteration
 (discriminator step + generator/appearance-encoder step, every loss term on, as after the warm-up)
 and the peak resident memory of a process that ran only that setting; the floating-point work of one
@@ -13,7 +17,7 @@ over float32. Every line names the CPU, its flags that decide bfloat16's speed (
 avx512_bf16, amx_bf16) and what `run.amp` would train in on it: bfloat16 is measured even on a CPU
 where `run.amp` falls back to float32 (emulated bfloat16), so the line shows what the fallback saves.
 Random init (no ImageNet file needed) on a generated toy set in the Market layout at the measured size,
-with an untrained teacher; the trainer's defaults otherwise (on the CPU it keeps freed memory for reuse,
+with an untrained teacher of the config's backbone; the trainer's defaults otherwise (on the CPU it keeps freed memory for reuse,
 `run.keep_freed_memory`; the line says so).
 """
 import argparse
@@ -63,17 +67,20 @@ class CountFlops(TorchDispatchMode):
         return out
 
 
-def measure(height: int, width: int, batch: int, precision: str, iters: int, warmup: int, device: str) -> dict:
+def measure(config: str, height: int, width: int, batch: int, precision: str, iters: int, warmup: int,
+            device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toy"
         write_toy_market(str(data), num_ids=4 * batch + 4, images_per_id=6, height=height, width=width)
         common = ["data.dataset=toy", f"data.root={data}", "data.workers=0", f"run.log_dir={tmp}/logs",
                   "model.pretrained=false", f"run.device={device}"]
-        # last stride 2: the reference's default teacher, so its figures compare with ours
+        model = load_config(config).model
+        # the DG-Net config's backbone: the appearance encoder may start from it (dgnet.init_from_teacher)
         teacher_cfg = load_config(ROOT / "configs" / "market1501-teacher.yaml",
-                                  ["run.name=teacher", "model.pretrained=false", "model.last_stride=2", *common])
+                                  ["run.name=teacher", f"model.backbone={model.backbone}",
+                                   f"model.last_stride={model.last_stride}", *common])
         teacher = build_trainer(teacher_cfg, Path(tmp) / "logs" / "teacher").save_checkpoint()
-        cfg = load_config(ROOT / "configs" / "latest.yaml", [
+        cfg = load_config(config, [
             f"data.height={height}", f"data.width={width}", f"data.batch_size={batch}",
             f"run.amp={str(precision != 'float32').lower()}",  # on CUDA: float16 with its loss scaling
             f"dgnet.teacher={teacher}", "dgnet.warm_iter=0", "dgnet.warm_teacher_iter=0", "run.name=bench", *common])
@@ -97,7 +104,7 @@ def measure(height: int, width: int, batch: int, precision: str, iters: int, war
         with CountFlops() as flops:  # one more iteration, counted
             trainer.train_step(next(batches))
         gflop = flops.total / 1e9
-        row = {"bench": "dgnet_train_iteration", "height": height, "width": width, "batch": batch,
+        row = {"bench": "dgnet_train_iteration", "config": str(Path(config).resolve().relative_to(ROOT)), "height": height, "width": width, "batch": batch,
                "amp": precision != "float32", "precision": precision, "device": str(trainer.device),
                "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
                "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
@@ -140,22 +147,28 @@ def conv_rate(device: str) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=["256x128", "128x64"])
-    parser.add_argument("--batch", type=int, default=8, help="images per side (the paper: 8)")
+    parser.add_argument("--config", default=str(ROOT / "configs" / "latest.yaml"))
+    parser.add_argument("--sizes", nargs="+", help="HxW (default: the config's)")
+    parser.add_argument("--batch", type=int, help="images per side (default: the config's; the paper: 8)")
     parser.add_argument("--iters", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", choices=sorted(DTYPES),
+                        help="default: float32, then bfloat16 on a CPU or float16 on CUDA")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--one", nargs=3, metavar=("H", "W", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    data = load_config(args.config).data
+    args.batch = args.batch or data.batch_size
     if args.one:  # measure_alone's process
         h, w, precision = int(args.one[0]), int(args.one[1]), args.one[2]
-        print(json.dumps(measure(h, w, args.batch, precision, args.iters, args.warmup, args.device)))
+        print(json.dumps(measure(args.config, h, w, args.batch, precision, args.iters, args.warmup, args.device)))
         return
-    half = "float16" if args.device.startswith("cuda") else "bfloat16"
-    for size in args.sizes:
+    precisions = args.precisions or ["float32", "float16" if args.device.startswith("cuda") else "bfloat16"]
+    for size in args.sizes or [f"{data.height}x{data.width}"]:
         h, w = (int(v) for v in size.split("x"))
-        rows = [measure_alone(h, w, precision, args) for precision in ("float32", half)]
-        rows[1]["speedup_vs_float32"] = round(rows[0]["seconds_per_iter"] / rows[1]["seconds_per_iter"], 2)
+        rows = [measure_alone(h, w, precision, args) for precision in precisions]
+        for row in rows[1:]:
+            row["speedup_vs_" + rows[0]["precision"]] = round(rows[0]["seconds_per_iter"] / row["seconds_per_iter"], 2)
         for row in rows:
             row.update(conv_gflops=conv_rate(args.device), threads=torch.get_num_threads(), cpus=os.cpu_count(),
                        load_1min=round(os.getloadavg()[0], 2), machine=platform.machine(), torch=torch.__version__,
@@ -166,7 +179,7 @@ def main():
 def measure_alone(height: int, width: int, precision: str, args) -> dict:
     """`measure` in a process of its own, so that its peak memory is its own."""
     out = subprocess.run([sys.executable, __file__, "--one", str(height), str(width), precision,
-                          "--batch", str(args.batch), "--iters", str(args.iters),
+                          "--config", args.config, "--batch", str(args.batch), "--iters", str(args.iters),
                           "--warmup", str(args.warmup), "--device", args.device],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
