@@ -8,8 +8,8 @@ from pathlib import Path
 
 from configs.loader import load_config, save_config
 from trainers import build_trainer
-from trainers.checkpoint import load as load_checkpoint_file
-from trainers.cli import exit_on_user_error
+from runtime.checkpoint import read_checkpoint
+from runtime.errors import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -31,7 +31,7 @@ def main(argv=None):
         if cfg.run.name is None:  # name the run after its config file, and store that name
             cfg = load_config(args.config, [*args.opts, f"run.name={json.dumps(Path(args.config).stem)}"])
     else:  # resume with the run's own config
-        cfg = load_config(load_checkpoint_file(args.resume)["config"], args.opts)
+        cfg = load_config(read_checkpoint(args.resume)["config"], args.opts)
     run_dir = Path(cfg.run.log_dir) / cfg.run.name
     save_config(cfg, run_dir / "config.yaml")
     trainer = build_trainer(cfg, run_dir)

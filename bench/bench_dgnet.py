@@ -43,7 +43,7 @@ from bench.common import emit  # noqa: E402
 from configs.loader import load_config  # noqa: E402
 from reid_data.toy import write_toy_market  # noqa: E402
 from trainers import build_trainer  # noqa: E402
-from trainers.base import amp_dtype  # noqa: E402
+from runtime.device import amp_dtype  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dgnet.jsonl"
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")  # emulated, wide, native bfloat16 dot products, tiles

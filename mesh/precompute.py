@@ -24,16 +24,16 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from configs.loader import load_config
+from models.hmr import build_hmr, hmr_input
 from models.weights import WeightsError
 from reid_data import DatasetError, build_dataset
 from reid_data.image import read_image
 from reid_data.loader import loader_workers
 from reid_data.transforms import normalize
-from trainers.base import resolve_device
-from trainers.cli import exit_on_user_error
+from runtime.device import resolve_device
+from runtime.errors import exit_on_user_error
 
 from .body_model import load_body_model
-from .hmr import hmr_input
 from .renders import ANGLES, angle_folder, render_path, render_splits
 from .views import render_grey, turned_vertices
 
@@ -56,13 +56,13 @@ class HMRViews:
     """Views of the bodies HMR regresses from the images."""
 
     def __init__(self, cfg, checkpoint, device):
-        from trainers.hmr import build_hmr
-        if not (checkpoint or cfg.hmr.checkpoint):
+        checkpoint = checkpoint or cfg.hmr.checkpoint
+        if not checkpoint:
             raise WeightsError("mesh.precompute needs HMR weights: pass --checkpoint (a "
                                "`trainer: hmr` checkpoint or SPIN's model_checkpoint.pt), or "
                                "--oracle on the synthetic world")
-        overrides = [f"hmr.checkpoint={checkpoint}"] if checkpoint else []
-        self.model = build_hmr(load_config(cfg.to_dict(), overrides)).to(device).eval()
+        h = cfg.hmr  # every weight comes from the checkpoint: no ImageNet start is read
+        self.model = build_hmr(cfg.model.backbone, False, h.mean_params, h.iterations, checkpoint).to(device).eval()
         self.body = load_body_model(cfg.hmr.body_model, device=device, create_transl=False)
         self.size, self.device = cfg.hmr.input_size, device
 

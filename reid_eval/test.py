@@ -3,9 +3,11 @@
 
 python reid_eval/test.py --checkpoint CKPT [--config FILE] [--opts key=value ...] [--rerank]
 
-Prints mAP, Rank-1/5/10 and mINP and writes them as JSON beside the checkpoint
-(<checkpoint>.eval.json, or .eval-rerank.json with --rerank). Without --config the run's own
-config stored in the checkpoint is used.
+Prints mAP, Rank-1/5/10 and mINP (an hmr run's checkpoint: its body errors against the synthetic
+world) and writes them as JSON beside the checkpoint (<checkpoint>.eval.json, or .eval-rerank.json
+with --rerank). The network is rebuilt from the checkpoint alone (`runtime.checkpoint.load_network`):
+no trainer, optimizer or DG-Net teacher is built. Without --config the run's own config stored in
+the checkpoint is used; evaluation runs as the run's own did (mixed precision when run.amp).
 """
 from __future__ import annotations
 
@@ -16,10 +18,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
 
-from configs.loader import load_config  # noqa: E402
-from trainers import build_trainer  # noqa: E402
-from trainers.checkpoint import load as load_checkpoint_file  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from reid_eval.evaluator import evaluate_embedding  # noqa: E402
+from runtime.checkpoint import load_network  # noqa: E402
+from runtime.device import amp_dtype, autocast  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
+
+
+def evaluate(loaded, rerank: bool = False) -> dict[str, float]:
+    """The run's own evaluation of its network: re-ID metrics, or an hmr run's body errors."""
+    cfg, device = loaded.cfg, loaded.device
+    dtype = amp_dtype(device) if cfg.run.amp else None
+    if loaded.kind == "hmr":
+        from mesh import load_body_model
+        from mesh.hmr_errors import body_errors
+        from reid_data.synthetic.ground_truth import load_ground_truth
+        data = loaded.dataset
+        body = load_body_model(cfg.hmr.body_model, device=device, create_transl=False)
+        return body_errors(loaded.model, body, load_ground_truth(data.root), data.query + data.gallery, cfg.data,
+                           cfg.hmr.input_size, device, lambda: autocast(device, dtype))
+    return evaluate_embedding(loaded.embed, loaded.dataset, cfg.data, device, flip=cfg.test.flip, rerank=rerank,
+                              autocast_dtype=dtype)
 
 
 def main(argv=None) -> dict:
@@ -27,15 +45,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--config", help="config to build the model and data from (default: the stored one)")
     parser.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     parser.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking")
     args = parser.parse_args(argv)
     checkpoint = Path(args.checkpoint)
-    cfg = load_config(args.config or load_checkpoint_file(checkpoint)["config"], args.opts)
-    trainer = build_trainer(cfg, checkpoint.parent)
-    trainer.load_checkpoint(checkpoint, weights_only=True)
-    results = trainer.evaluate(rerank=args.rerank)
+    loaded = load_network(checkpoint, device=args.device, opts=args.opts, config=args.config)
+    results = evaluate(loaded, args.rerank)
+    cfg = loaded.cfg
     print(f"{cfg.data.dataset}{' (re-ranked)' if args.rerank else ''}: " +
-          "  ".join(f"{k} {100 * v:.2f}%" for k, v in results.items()))
+          "  ".join(f"{k} {100 * v:.2f}%" if loaded.kind != "hmr" else f"{k} {v:.2f}" for k, v in results.items()))
     out = checkpoint.with_name(checkpoint.name + (".eval-rerank.json" if args.rerank else ".eval.json"))
     out.write_text(json.dumps({"checkpoint": str(checkpoint), "dataset": cfg.data.dataset,
                                "rerank": args.rerank, **results}, indent=2) + "\n")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from runs import fake_native_bfloat16
-from trainers.base import amp_dtype
+from runtime.device import amp_dtype
 
 
 def test_a_cpu_with_native_bfloat16_uses_it(monkeypatch):

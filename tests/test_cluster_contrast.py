@@ -11,8 +11,8 @@ import torch
 from configs.loader import load_config
 from reid_eval import evaluator
 from runs import run_dir, run_two_gloo_processes
+from runtime.checkpoint import CheckpointError, read_checkpoint
 from trainers import TrainingStopped, build_trainer, pseudo_labels
-from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
 from trainers.holdout import split_identities
 
 
@@ -91,7 +91,7 @@ def test_resume_across_epoch_boundaries_equals_uninterrupted(cc_cfg, kind):
     cfg = cc_cfg(f"memory.kind={kind}", "run.name=split", "run.max_iter=4")  # stops inside epoch 1
     first = no_test_evaluation(build_trainer(cfg, run_dir(cfg))).fit()
     ckpt = run_dir(cfg) / "checkpoints" / "last.pt"
-    assert load_checkpoint_file(ckpt)["stateful"]["round"]["epoch"] == 1
+    assert read_checkpoint(ckpt)["stateful"]["round"]["epoch"] == 1
     resumed = no_test_evaluation(build_trainer(cc_cfg(f"memory.kind={kind}", "run.name=split", "run.max_iter=7"),
                                                run_dir(cfg)))
     resumed.load_checkpoint(ckpt)
@@ -126,7 +126,7 @@ def test_best_model_selection_reads_held_out_training_identities_only(cc_cfg, mo
     assert not (read["selection"] | read["clustering"]) & test_paths
     selections = [json.loads(line) for line in (run_dir(cfg) / "selection.jsonl").read_text().splitlines()]
     assert [s["iteration"] for s in selections] == [3, 6] and selections[0]["best"]
-    best = load_checkpoint_file(run_dir(cfg) / "checkpoints" / "best.pt")
+    best = read_checkpoint(run_dir(cfg) / "checkpoints" / "best.pt")
     assert best["trainer"] == "cluster_contrast"
     assert trainer.round.best == max(s["holdout_mAP"] for s in selections)
 

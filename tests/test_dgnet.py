@@ -13,10 +13,10 @@ from configs.loader import ConfigError, load_config
 from models.dgnet import AppearanceEncoder
 from reid_data import DatasetError
 from runs import fake_native_bfloat16, run_dir, run_two_gloo_processes
-import trainers.base
+from runtime.checkpoint import CheckpointError, read_checkpoint
+from runtime.errors import USER_ERRORS
 from trainers import TrainingStopped, build_trainer
-from trainers.checkpoint import CheckpointError, load as load_checkpoint_file
-from trainers.cli import USER_ERRORS
+import trainers.base
 from trainers.dgnet import clean_codes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,8 +113,8 @@ def test_uninterrupted_equals_resumed(dgnet_cfg):
     trainer.load_checkpoint(ckpt)
     second = trainer.fit()
     assert first + second == full  # every loss and weight, exactly, on CPU
-    a = load_checkpoint_file(run_dir(full_cfg) / "checkpoints" / "last.pt")
-    b = load_checkpoint_file(ckpt)
+    a = read_checkpoint(run_dir(full_cfg) / "checkpoints" / "last.pt")
+    b = read_checkpoint(ckpt)
     assert set(a["modules"]) == {"dgnet"}
     assert all(torch.equal(a["modules"]["dgnet"][k], b["modules"]["dgnet"][k]) for k in a["modules"]["dgnet"])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -133,7 +133,7 @@ def test_scaler_overflow_skips_steps_and_goes_on(dgnet_cfg):
     assert trainer.skipped_steps >= 1
     assert all(math.isfinite(h["loss"]) for h in history)
     assert all(torch.isfinite(p).all() for p in trainer.net.parameters())
-    assert load_checkpoint_file(run_dir(cfg) / "checkpoints" / "last.pt")["skipped_steps"] == trainer.skipped_steps
+    assert read_checkpoint(run_dir(cfg) / "checkpoints" / "last.pt")["skipped_steps"] == trainer.skipped_steps
 
 
 def test_nan_stops_with_the_last_checkpoint_intact(dgnet_cfg):
@@ -218,7 +218,7 @@ def test_two_gloo_processes_train_in_step(dgnet_cfg, tmp_path):
 
 def test_appearance_encoder_can_start_from_the_teacher(dgnet_cfg, tmp_path):
     # a teacher whose backbone differs from any fresh initialisation
-    state = load_checkpoint_file(dgnet_cfg().dgnet.teacher)
+    state = read_checkpoint(dgnet_cfg().dgnet.teacher)
     for key, value in state["modules"]["model"].items():
         if key.startswith("backbone.") and value.is_floating_point():
             value.add_(1.0)
@@ -257,3 +257,22 @@ def test_evaluations_score_swaps_against_the_worlds_truth(dgnet_cfg, tiny_world_
     grid = trainer.images()["test/truth"]
     assert grid.shape == (1, 3, 4 * (64 + 2) + 2, 3 * (32 + 2) + 2)  # rows A, S, truth, the model's swap
     assert swap_watch(world, dgnet_cfg("dgnet.swap_pairs=0"), torch.device("cpu")) is None
+
+
+def test_evaluating_a_checkpoint_builds_no_trainer_optimizer_or_teacher(dgnet_cfg, monkeypatch, tmp_path):
+    """reid_eval/test.py rebuilds the network from the checkpoint alone and scores it as the run did."""
+    from reid_eval import test as evaluation
+    cfg = dgnet_cfg()
+    trainer = build_trainer(cfg, run_dir(cfg))
+    trainer.fit()
+    expected = trainer.evaluate(rerank=False)
+    Path(cfg.dgnet.teacher).unlink()  # evaluating needs no teacher
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluation built an optimizer")
+    monkeypatch.setattr(torch.optim.Optimizer, "__init__", refuse)
+    monkeypatch.setattr("trainers.build_trainer", refuse)
+    got = evaluation.main(["--checkpoint", str(run_dir(cfg) / "checkpoints" / "last.pt"), "--device", "cpu"])
+    assert got == expected  # the same network, data and arithmetic: equal, not close
+    written = json.loads((run_dir(cfg) / "checkpoints" / "last.pt.eval.json").read_text())
+    assert {k: written[k] for k in expected} == expected

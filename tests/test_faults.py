@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import train
 from mesh.renders import RenderError, RenderSet, angle_folder
 from reid_data import DatasetError, Sample, build_dataset, readable
 from reid_data.records import ReIDDataset
 from reid_data.synthetic.ground_truth import WorldGroundTruth
 from runs import run_dir
-from trainers import build_trainer, checkpoint
-from trainers.checkpoint import CheckpointError
-from trainers.checkpoint import load as load_checkpoint_file
-from trainers.cli import exit_on_user_error
+from runtime import checkpoint
+from runtime.checkpoint import CheckpointError, read_checkpoint
+from runtime.errors import exit_on_user_error
+import train
+from trainers import build_trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -127,7 +127,7 @@ def unbroken(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("unbroken")
     with own_threads():
         trainer = train.main(["--config", TOY, "--opts", *toy_opts(tmp, "straight")])
-    return tmp, load_checkpoint_file(trainer.checkpoint_dir / "last.pt"), \
+    return tmp, read_checkpoint(trainer.checkpoint_dir / "last.pt"), \
         (trainer.run_dir / "results.jsonl").read_text().splitlines()[-1]
 
 
@@ -147,12 +147,12 @@ def test_a_signal_saves_and_the_resumed_run_equals_an_unbroken_one(unbroken, sig
     assert proc.returncode == 128 + signum, err
     last = checkpoints / "last.pt"
     assert "Traceback" not in err and err.strip().splitlines()[-1].endswith(f"--resume {last}")
-    stopped_at = load_checkpoint_file(last)["iteration"]
+    stopped_at = read_checkpoint(last)["iteration"]
     assert 2 <= stopped_at < STEPS
     with own_threads():
         resumed = train.main(["--resume", str(last)])
     assert resumed.iteration == STEPS
-    final = load_checkpoint_file(last)["modules"]["model"]
+    final = read_checkpoint(last)["modules"]["model"]
     assert all(torch.equal(final[k], straight["modules"]["model"][k]) for k in final)
     assert (resumed.run_dir / "results.jsonl").read_text().splitlines()[-1] == straight_results
 
@@ -171,7 +171,7 @@ def test_a_data_error_mid_run_saves_before_its_error_line(tiny_cfg, capsys):
     trainer.train_step = step_then_break
     err = user_error(capsys, trainer.fit)
     last = trainer.checkpoint_dir / "last.pt"
-    assert 2 < trainer.iteration < 40 and load_checkpoint_file(last)["iteration"] == trainer.iteration
+    assert 2 < trainer.iteration < 40 and read_checkpoint(last)["iteration"] == trainer.iteration
     resume = [i for i, line in enumerate(err) if line.endswith(
         f"stopped the run at iteration {trainer.iteration} of 40, saved; resume with: python train.py --resume {last}")]
     assert len(resume) == 1 and ".jpg is unreadable or corrupt" in err[-1]
@@ -212,7 +212,7 @@ def test_a_full_disk_keeps_the_previous_checkpoint(tiny_cfg, monkeypatch):
     monkeypatch.undo()
     assert os.strerror(errno.ENOSPC) in str(err.value) and "last.pt still holds the run" in str(err.value)
     assert sorted(p.name for p in trainer.checkpoint_dir.iterdir()) == ["iter_0000000.pt", "last.pt"]  # no temp
-    assert last.read_bytes() == before and load_checkpoint_file(last)["iteration"] == 0
+    assert last.read_bytes() == before and read_checkpoint(last)["iteration"] == 0
 
 
 # --- mesh renders and the synthetic world's ground truth -----------------------------------------

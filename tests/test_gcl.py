@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from configs.loader import ConfigError, load_config
 from mesh.renders import RenderError
 from runs import run_dir, run_two_gloo_processes
+from runtime.checkpoint import CheckpointError, read_checkpoint, save_atomic
 from trainers import build_trainer
-from trainers.checkpoint import CheckpointError, load as load_checkpoint_file, save_atomic
 from trainers.memories import ViewMemory
 
 
@@ -229,4 +229,4 @@ def test_starting_points_and_renders_are_checked(gcl_cfg, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RenderError, match="mesh renders of synthetic are missing"):
         build_trainer(gcl_cfg(f"gcl.renders={tmp_path / 'empty'}"), tmp_path / "d")
-    assert load_checkpoint_file(wide)["trainer"] == "cluster_contrast"
+    assert read_checkpoint(wide)["trainer"] == "cluster_contrast"

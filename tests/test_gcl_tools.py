@@ -21,9 +21,9 @@ from reid_data import DatasetError, build_dataset, denormalize, load_resized, no
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_eval.generation import LPIPSDistance, ssim
 from reid_eval.generation.rotation import novel_views, rotated_view_scores, true_views, view_scores
-from trainers import checkpoint
-from trainers.checkpoint import CheckpointError
-from trainers.cli import exit_on_user_error
+from runtime import checkpoint
+from runtime.checkpoint import CheckpointError
+from runtime.errors import exit_on_user_error
 from visual_tools import common, generate_views, rotation, rotation_metrics
 from visual_tools.image_io import PAD, format_options, to_pil
 
@@ -107,15 +107,15 @@ def close(a, b):  # PNG rounding is half a grey level
 
 def test_load_gcl_and_its_checkpoint_check(gcl, tmp_path):
     path, cfg, net, _ = gcl
-    loaded = common.load_gcl(path, "cpu")
+    loaded = common.load_run(path, "gcl", "cpu")
     assert not loaded.model.training and loaded.cfg.gcl.stripes == 4
     assert all(torch.equal(a, b) for a, b in zip(loaded.model.state_dict().values(), net.state_dict().values()))
     with pytest.raises(CheckpointError, match="trainer 'gcl'; the visual tools need one of a dgnet run"):
-        common.load_dgnet(path, "cpu")
+        common.load_run(path, "dgnet", "cpu")
     other = tmp_path / "teacher.pt"
     torch.save({"trainer": "teacher", "config": cfg.to_dict(), "modules": {}}, other)
     with pytest.raises(CheckpointError, match="trainer 'teacher'; the visual tools need one of a gcl run"):
-        common.load_gcl(other, "cpu")
+        common.load_run(other, "gcl", "cpu")
 
 
 def test_rotation_figure_shows_the_generated_and_true_views(gcl, tmp_path):

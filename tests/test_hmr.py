@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from configs.loader import load_config
-from mesh.hmr import HMR, hmr_input, matrix_to_rot6d, rot6d_to_matrix
 from mesh.rotation import axis_angle_to_matrix
-from mesh.spin import load_hmr_weights, read_mean_params
+from models.hmr import HMR, hmr_input, load_hmr_weights, matrix_to_rot6d, read_mean_params, rot6d_to_matrix
 from models.weights import WeightsError
 from trainers import build_trainer
 

@@ -6,9 +6,9 @@ import torch
 import yaml
 from PIL import Image
 
-from mesh.hmr import HMR
 from mesh.precompute import main
 from mesh.renders import ANGLES, RenderError, RenderSet, angle_folder
+from models.hmr import HMR
 from reid_data import build_dataset
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import train
 from configs.loader import save_config
 from reid_data import ImageReadError
 from runs import run_dir
+from runtime.checkpoint import read_checkpoint
+import train
 from trainers import TrainingStopped, build_trainer
-from trainers.checkpoint import load as load_checkpoint_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,14 +26,14 @@ def test_uninterrupted_equals_resumed(tiny_cfg):
     cfg = tiny_cfg("run.name=split", "data.workers=2", "run.max_iter=3")
     first = build_trainer(cfg, run_dir(cfg)).fit()
     ckpt = run_dir(cfg) / "checkpoints" / "last.pt"
-    assert load_checkpoint_file(ckpt)["iteration"] == 3
+    assert read_checkpoint(ckpt)["iteration"] == 3
     resumed_cfg = tiny_cfg("run.name=split", "data.workers=2")
     trainer = build_trainer(resumed_cfg, run_dir(resumed_cfg))
     trainer.load_checkpoint(ckpt)
     second = trainer.fit()
     assert [h["loss"] for h in first + second] == [h["loss"] for h in full]  # exactly, on CPU
-    final_full = load_checkpoint_file(run_dir(full_cfg) / "checkpoints" / "last.pt")["modules"]["model"]
-    final_split = load_checkpoint_file(ckpt)["modules"]["model"]
+    final_full = read_checkpoint(run_dir(full_cfg) / "checkpoints" / "last.pt")["modules"]["model"]
+    final_split = read_checkpoint(ckpt)["modules"]["model"]
     assert all(torch.equal(final_full[k], final_split[k]) for k in final_full)
 
 
@@ -42,7 +42,7 @@ def test_checkpoint_holds_the_whole_run_state(tiny_cfg):
     build_trainer(cfg, run_dir(cfg)).fit()
     files = sorted(p.name for p in (run_dir(cfg) / "checkpoints").iterdir())
     assert files == ["iter_0000003.pt", "last.pt"]
-    state = load_checkpoint_file(run_dir(cfg) / "checkpoints" / "last.pt")
+    state = read_checkpoint(run_dir(cfg) / "checkpoints" / "last.pt")
     assert set(state) >= {"iteration", "modules", "optimizers", "schedulers", "scaler", "rng", "stateful", "config"}
     assert state["schedulers"]["model"]["last_epoch"] == 3
     assert state["config"]["run"]["max_iter"] == 3

@@ -21,41 +21,13 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from . import checkpoint, distributed
+from runtime import checkpoint
+from runtime.device import amp_dtype, autocast, resolve_device
+from runtime.errors import TrainingInterrupted, TrainingStopped
+
+from . import distributed, rng
 from .cpu_memory import keep_freed_memory
-from .stopping import StopSignals, TrainingInterrupted
-
-
-class TrainingStopped(RuntimeError):
-    """The run cannot go on (e.g. a NaN loss); the last checkpoint on disk is intact."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` and `cuda` mean this process's GPU: its local rank's under torchrun."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingStopped(f"run.device is {name!r} but no CUDA device is available; use cpu or auto")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", distributed.env_world()[1])
-    return device
-
-
-def amp_dtype(device: torch.device) -> torch.dtype | None:
-    """The half type mixed precision uses here, or None (with a warning) where it would be slow.
-
-    float16 on CUDA (with loss scaling); bfloat16 on a CPU with native bfloat16 (AVX-512 BF16 or
-    AMX). On other CPUs bfloat16 is emulated and measured ~25x slower than float32, so the run
-    stays in float32.
-    """
-    if device.type == "cuda":
-        return torch.float16
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        return torch.bfloat16
-    warnings.warn(f"run.amp is on, but this CPU ({torch.backends.cpu.get_cpu_capability()}) has no native "
-                  f"bfloat16, where it runs ~25x slower than float32: training in float32", stacklevel=2)
-    return None
+from .stopping import StopSignals
 
 
 def seed_everything(seed: int) -> None:
@@ -114,7 +86,7 @@ class Trainer:
 
     # --- helpers for methods ---------------------------------------------------------------
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        return autocast(self.device, self.amp_dtype)
 
     def optimize(self, loss: torch.Tensor, *names: str) -> None:
         """Backward and step for the named optimizers; a non-finite loss (in any process) stops the run first.
@@ -161,7 +133,7 @@ class Trainer:
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "stateful": {k: s.state_dict() for k, s in self.stateful.items()},
             "scaler": self.scaler.state_dict(),
-            "rng": checkpoint.rng_state(),
+            "rng": rng.rng_state(),
         }
 
     def save_checkpoint(self) -> Path:
@@ -173,7 +145,7 @@ class Trainer:
 
     def load_checkpoint(self, path: str | Path, weights_only: bool = False) -> None:
         """Restore a run; `weights_only` restores just the networks (for evaluation)."""
-        state = checkpoint.load(path)
+        state = checkpoint.read_checkpoint(path)
         if state.get("trainer") != self.name:
             raise checkpoint.CheckpointError(
                 f"checkpoint {path} was written by trainer {state.get('trainer')!r}, not {self.name!r}")
@@ -193,7 +165,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = state["iteration"]
         self.skipped_steps = state["skipped_steps"]
-        checkpoint.set_rng_state(state["rng"])
+        rng.set_rng_state(state["rng"])
 
     # --- the loop --------------------------------------------------------------------------
     def fit(self) -> list[dict[str, float]]:

@@ -22,9 +22,10 @@ from torch import nn
 
 from models import build_reid_net
 from reid_data import BatchAugment, UnlabeledDataset, train_loader
+from runtime import checkpoint
+from runtime.errors import TrainingStopped
 
-from . import checkpoint, distributed
-from .base import TrainingStopped
+from . import distributed
 from .cluster_round import ClusterRound, memory_options
 from .pseudo_labels import PseudoLabelTrainer
 from .teacher import TeacherTrainer
@@ -64,7 +65,7 @@ class ClusterContrastTrainer(PseudoLabelTrainer):
 
     def _init_backbone(self, path: str) -> None:
         """Backbone weights from another run's checkpoint (same backbone and last stride)."""
-        network = checkpoint.load(path)["modules"].get("model", {})
+        network = checkpoint.read_checkpoint(path)["modules"].get("model", {})
         weights = {k.removeprefix("backbone."): v for k, v in network.items() if k.startswith("backbone.")}
         try:
             self.model.backbone.load_state_dict(weights)

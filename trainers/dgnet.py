@@ -20,14 +20,14 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid
 
-from configs.loader import Config, ConfigError, load_config
-from models import build_dgnet, build_reid_net
+from configs.loader import Config, ConfigError
+from models import build_dgnet
 from reid_data import BatchAugment, DatasetError, ImageDataset, build_dataset, denormalize, normalize, train_loader
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_eval.evaluator import evaluate_embedding
 from reid_eval.generation.swap import SwapBenchmark, flat
+from runtime import checkpoint
 
-from . import checkpoint
 from .base import Trainer
 from .dgnet_losses import (frozen, gradient_penalty, input_gradient_only, lsgan_discriminator, lsgan_generator,
                            ramp, teacher_targets)
@@ -251,23 +251,16 @@ def load_teacher(path, num_classes: int, device: torch.device):
             f"DG-Net needs a teacher checkpoint but dgnet.teacher {'is not set' if not path else f'({path}) does not exist'}; "
             f"train one first (e.g. python train.py --config configs/synthetic-teacher.yaml) or point dgnet.teacher "
             f"at its checkpoints/last.pt")
-    state = checkpoint.load(path)
-    if state.get("trainer") != "teacher":
-        raise checkpoint.CheckpointError(f"dgnet.teacher {path} was written by trainer {state.get('trainer')!r}, "
-                                         f"not by a teacher run")
-    weights = state["modules"]["model"]
-    classes = weights["head.classifier.weight"].shape[0]
+    teacher = checkpoint.load_network(path, ("teacher",), device, user="dgnet.teacher needs").model
+    classes = teacher.head.classifier.weight.shape[0]
     if classes != num_classes:
         raise checkpoint.CheckpointError(f"the teacher {path} knows {classes} identities but the training set has "
                                          f"{num_classes}; train the teacher on the same data set")
-    teacher_cfg = load_config(state["config"], ["model.pretrained=false"])  # its weights come from the file
-    teacher = build_reid_net(teacher_cfg.model, classes)
-    teacher.load_state_dict(weights)
-    teacher.requires_grad_(False).eval()
+    teacher.requires_grad_(False)
     for m in teacher.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.train()
-    return teacher.to(device)
+    return teacher
 
 
 def init_from_teacher(backbone: torch.nn.Module, teacher_backbone: torch.nn.Module, path) -> None:

@@ -8,15 +8,10 @@ penalty (double backward) and frozen-parameter calls, which those hooks do not f
 """
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 
-
-def env_world() -> tuple[int, int, int]:
-    """(rank, local rank, world size) as torchrun sets them; (0, 0, 1) in a plain process."""
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+from runtime.device import env_world
 
 
 def init(device: torch.device) -> bool:

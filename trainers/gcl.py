@@ -37,9 +37,10 @@ from models.gcl import build_gcl, normalize_render
 from reid_data import DatasetError, denormalize, normalize, train_loader
 from reid_eval.evaluator import evaluate_embedding
 from reid_eval.generation.rotation import novel_views
+from runtime import checkpoint
+from runtime.errors import TrainingStopped
 
-from . import checkpoint, distributed
-from .base import TrainingStopped
+from . import distributed
 from .dgnet import first_per_identity, image_grid
 from .dgnet_losses import frozen, gradient_penalty, lsgan_discriminator, lsgan_generator
 from .memories import ViewMemory
@@ -136,7 +137,7 @@ class GCLTrainer(PseudoLabelTrainer):
         if not Path(path).is_file():
             raise checkpoint.CheckpointError(f"gcl.init_from {path} does not exist; point it at a cluster_contrast "
                                              f"run's checkpoint (stage 2) or a gcl stage-2 checkpoint (stage 3)")
-        state = checkpoint.load(path)
+        state = checkpoint.read_checkpoint(path)
         kind = state.get("trainer")
         target, weights = {"cluster_contrast": (self.net.identity.reid, state["modules"].get("model")),
                            "gcl": (self.net, state["modules"].get("gcl"))}.get(kind, (None, None))

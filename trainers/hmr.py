@@ -1,22 +1,20 @@
-"""`trainer: hmr` — the HMR regressor (`mesh.hmr`) trained on the synthetic world's ground truth.
+"""`trainer: hmr` — the HMR regressor (`models.hmr`) trained on the synthetic world's ground truth.
 
 Losses (weights in the `hmr` config section): per-vertex L1 and 3D-joint squared error of the
 pelvis-aligned bodies (metres), squared error of the 24 joints projected by the predicted
 weak-perspective camera against where the image shows them (crop NDC), of the 24 rotation
 matrices, and of the 10 shape coefficients. Evaluation on the test images (query + gallery):
-mean per-vertex and per-joint error of the pelvis-aligned bodies in millimetres (the body
-model is in metres) and the mean 2D joint error in pixels.
+`mesh.hmr_errors.body_errors`.
 """
 from __future__ import annotations
 
 import torch
 
 from mesh import load_body_model
-from mesh.cameras import WeakPerspectiveCamera, pixel_to_ndc
-from mesh.hmr import HMR, hmr_input
-from mesh.spin import load_hmr_weights, read_mean_params
+from mesh.hmr_errors import aligned, body_errors, keypoints_ndc
 from mesh.views import pose_body, render_grey
-from reid_data import DatasetError, ImageDataset, build_dataset, test_loader, train_loader
+from models.hmr import build_hmr, hmr_input
+from reid_data import DatasetError, ImageDataset, build_dataset, train_loader
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_data.synthetic.hmr_targets import hmr_targets
 from reid_data.transforms import normalize
@@ -25,26 +23,6 @@ from .base import Trainer
 from .optim import build_optimizer, build_scheduler
 
 BACKBONE = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
-
-
-def build_hmr(cfg) -> HMR:
-    """The regressor a config describes, with its `hmr.checkpoint` weights when given."""
-    h = cfg.hmr
-    mean = read_mean_params(h.mean_params) if h.mean_params else None
-    model = HMR(cfg.model.backbone, cfg.model.pretrained, mean, h.iterations)
-    return load_hmr_weights(model, h.checkpoint) if h.checkpoint else model
-
-
-def keypoints_ndc(joints, cam, height: int, width: int):
-    """Joints (B, J, 3) through weak-perspective cameras (B, 3) → crop NDC (B, J, 2)."""
-    pixels = WeakPerspectiveCamera(cam).project_camera(joints, height, width)[..., :2]
-    return pixel_to_ndc(pixels, height, width)
-
-
-def aligned(vertices, joints):
-    """Vertices and joints relative to the pelvis (joint 0)."""
-    root = joints[:, :1]
-    return vertices - root, joints - root
 
 
 def hmr_losses(body, out, target, height: int, width: int) -> dict[str, torch.Tensor]:
@@ -76,7 +54,9 @@ class HMRTrainer(Trainer):
                                f"data.dataset: synthetic") from None
         self.body = load_body_model(cfg.hmr.body_model, device=self.device, create_transl=False)
         self.body.requires_grad_(False)
-        self.model = build_hmr(cfg).to(self.device)
+        h = cfg.hmr
+        self.model = build_hmr(cfg.model.backbone, cfg.model.pretrained, h.mean_params, h.iterations,
+                               h.checkpoint).to(self.device)
         trunk = [p for n, p in self.model.named_parameters() if n.split(".")[0] in BACKBONE]
         head = [p for n, p in self.model.named_parameters() if n.split(".")[0] not in BACKBONE]
         optimizer = build_optimizer(cfg.optim, [
@@ -119,23 +99,8 @@ class HMRTrainer(Trainer):
             grey = render_grey(verts, self.body.faces_tensor, cam, self.gt.height, self.gt.width)
         return {"train/images": images.float() / 255, "train/meshes": grey.expand(-1, 3, -1, -1).cpu()}
 
-    @torch.no_grad()
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         """Mean errors over the test images (query + gallery) of the world."""
         self.model.eval()
-        samples = self.data.query + self.data.gallery
-        loader = test_loader(samples, self.cfg.data)
-        sums = torch.zeros(3, dtype=torch.float64)
-        for batch in loader:
-            target = self._targets(samples, batch["index"])
-            with self.autocast():
-                out = self.model(self._input(batch["image"]))
-            pv, pj = aligned(*pose_body(self.body, out.rotmat.float(), out.betas.float()))
-            tv, tj = aligned(*pose_body(self.body, target["rotmat"], target["betas"]))
-            kp = keypoints_ndc(pj, out.cam.float(), self.gt.height, self.gt.width)
-            sums += torch.stack([(pv - tv).norm(dim=-1).mean(1).sum(),
-                                 (pj - tj).norm(dim=-1).mean(1).sum(),
-                                 (kp - target["keypoints"]).norm(dim=-1).mean(1).sum()]).double().cpu()
-        mpve, mpjpe, kp = (sums / len(samples)).tolist()
-        half = max(self.gt.height, self.gt.width) / 2     # NDC units → pixels
-        return {"mpve_mm": 1000 * mpve, "mpjpe_mm": 1000 * mpjpe, "keypoint_px": half * kp}
+        return body_errors(self.model, self.body, self.gt, self.data.query + self.data.gallery, self.cfg.data,
+                           self.cfg.hmr.input_size, self.device, self.autocast)

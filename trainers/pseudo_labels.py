@@ -17,7 +17,9 @@ from reid_eval.evaluator import evaluate_embedding
 from reid_eval.features import extract_features
 from reid_eval.rerank import jaccard_distance
 
-from . import checkpoint, distributed
+from runtime import checkpoint
+
+from . import distributed
 from .base import Trainer
 from .holdout import split_identities
 

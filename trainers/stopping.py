@@ -8,14 +8,6 @@ import threading
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class TrainingInterrupted(Exception):
-    """A signal stopped the run after its checkpoint was written; the message says how to resume."""
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
-
-
 class StopSignals:
     """While entered, SIGINT and SIGTERM are only recorded in `signum`; a second one acts as it
     would without this (to quit at once). Loader workers forked meanwhile inherit the handler, so

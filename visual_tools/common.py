@@ -9,20 +9,15 @@ import random
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
 from torch.utils.data import DataLoader
 
-from configs.loader import load_config
 from mesh.renders import ANGLES, RenderedImages, RenderError, RenderSet, angle_folder
-from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, build_dataset, normalize, test_loader
-from trainers.base import resolve_device
-from trainers.checkpoint import CheckpointError
-from trainers.checkpoint import load as load_checkpoint_file
+from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, normalize, test_loader
+from runtime.checkpoint import LoadedNetwork, load_network
 
 
 def parser(description: str, trainer: str = "dgnet") -> argparse.ArgumentParser:
@@ -44,50 +39,9 @@ def weights_arg(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-@dataclass
-class Loaded:
-    """A DG-Net or GCL network in eval mode on `device`, its resolved config, and (loaded on first
-    use) its data set."""
-    model: torch.nn.Module
-    cfg: object
-    device: torch.device
-
-    @cached_property
-    def dataset(self):
-        return build_dataset(self.cfg.data.dataset, self.cfg.data.root, train_split=self.cfg.data.train_split,
-                             skip_unreadable=self.cfg.data.skip_unreadable)
-
-
-def load_dgnet(checkpoint: str | Path, device: str = "auto", opts: Sequence[str] = ()) -> Loaded:
-    """The DG-Net of a `dgnet` trainer checkpoint, built from the config stored with it."""
-    from models.dgnet import build_dgnet_from_state  # the heavy import only when a tool runs
-
-    return _load_network(checkpoint, "dgnet", build_dgnet_from_state, device, opts)
-
-
-def load_gcl(checkpoint: str | Path, device: str = "auto", opts: Sequence[str] = ()) -> Loaded:
-    """The GCL network of a `gcl` trainer checkpoint, built from the config stored with it."""
-    from models.gcl import build_gcl
-
-    def build(cfg, weights):
-        net = build_gcl(cfg)
-        net.load_state_dict(weights)
-        return net
-
-    return _load_network(checkpoint, "gcl", build, device, opts)
-
-
-def _load_network(checkpoint: str | Path, trainer: str, build: Callable[[object, dict], torch.nn.Module],
-                  device: str, opts: Sequence[str]) -> Loaded:
-    """`build(config, state_dict)` of the network a `trainer` checkpoint stores under its name."""
-    state = load_checkpoint_file(checkpoint)
-    if state.get("trainer") != trainer:
-        raise CheckpointError(f"checkpoint {checkpoint} was written by trainer {state.get('trainer')!r}; "
-                              f"the visual tools need one of a {trainer} run")
-    cfg = load_config(state["config"], opts)
-    dev = resolve_device(device)
-    model = build(cfg, state["modules"][trainer]).eval().to(dev)
-    return Loaded(model, cfg, dev)
+def load_run(checkpoint: str | Path, kind: str, device: str = "auto", opts: Sequence[str] = ()) -> LoadedNetwork:
+    """The network of a `kind` run's checkpoint (dgnet or gcl), from the config stored with it."""
+    return load_network(checkpoint, (kind,), device, opts, user="the visual tools need")
 
 
 class InputImage(NamedTuple):
@@ -95,7 +49,7 @@ class InputImage(NamedTuple):
     identity: str  # what results are grouped by
 
 
-def input_images(loaded: Loaded, folder: str | None = None, split: str = "query") -> list[InputImage]:
+def input_images(loaded: LoadedNetwork, folder: str | None = None, split: str = "query") -> list[InputImage]:
     """The images of `folder`, or else of a split of the data set ("query", "gallery", "train", or
     "test": query and gallery)."""
     if folder is not None:
@@ -148,19 +102,19 @@ def distinct_identities(images: list[InputImage], count: int, seed: int) -> list
     return (first + rest)[:count]
 
 
-def batches(images: Sequence[InputImage], loaded: Loaded) -> Iterator[torch.Tensor]:
+def batches(images: Sequence[InputImage], loaded: LoadedNetwork) -> Iterator[torch.Tensor]:
     """Normalised image batches (B, 3, H, W) at the model's size, on its device, in order."""
     samples = [Sample(im.path, 0, 0) for im in images]
     for batch in test_loader(samples, loaded.cfg.data):
         yield normalize(batch["image"].to(loaded.device))
 
 
-def load(images: Sequence[InputImage], loaded: Loaded) -> torch.Tensor:
+def load(images: Sequence[InputImage], loaded: LoadedNetwork) -> torch.Tensor:
     """All of `images` as one normalised batch (for the few images of a figure)."""
     return torch.cat(list(batches(images, loaded)))
 
 
-def synthetic_world(loaded: Loaded, images: Sequence[InputImage], purpose: str):
+def synthetic_world(loaded: LoadedNetwork, images: Sequence[InputImage], purpose: str):
     """The ground truth (``WorldGroundTruth``) of the checkpoint's synthetic world, holding every
     one of `images`; one sentence, starting with `purpose` ("--truth needs"), when it cannot."""
     from reid_data.synthetic.ground_truth import load_ground_truth
@@ -178,7 +132,7 @@ def synthetic_world(loaded: Loaded, images: Sequence[InputImage], purpose: str):
     return world
 
 
-def swap_benchmark(loaded: Loaded, pairs: int, seed: int):
+def swap_benchmark(loaded: LoadedNetwork, pairs: int, seed: int):
     """The seeded swap pairs of the checkpoint's synthetic world (`reid_eval.generation.swap`)."""
     from reid_eval.generation.swap import SwapBenchmark
     dataset = loaded.dataset
@@ -186,13 +140,13 @@ def swap_benchmark(loaded: Loaded, pairs: int, seed: int):
     return SwapBenchmark(dataset, world, loaded.cfg.data, pairs, seed)
 
 
-def load_teacher(loaded: Loaded) -> torch.nn.Module:
+def load_teacher(loaded: LoadedNetwork) -> torch.nn.Module:
     """The run's re-ID teacher (dgnet.teacher) in eval mode: the judge of the swaps' identities."""
-    from trainers.dgnet import load_teacher as load_teacher_net
-    return load_teacher_net(loaded.cfg.dgnet.teacher, loaded.dataset.num_train_pids, loaded.device).eval()
+    return load_network(loaded.cfg.dgnet.teacher, ("teacher",), loaded.device,
+                        user="the swap score's judge, dgnet.teacher, needs").model
 
 
-def render_root(loaded: Loaded, renders: str | None) -> Path:
+def render_root(loaded: LoadedNetwork, renders: str | None) -> Path:
     """The mesh-render folder: `renders` (a --renders option), or else the config's gcl.renders."""
     root = renders or loaded.cfg.gcl.renders
     if not root:
@@ -225,7 +179,7 @@ def find_renders(images: Sequence[InputImage], root: str | Path, dataset=None, a
     return found
 
 
-def rendered_batches(images: Sequence[InputImage], renders: Sequence[Sequence[Path]], loaded: Loaded
+def rendered_batches(images: Sequence[InputImage], renders: Sequence[Sequence[Path]], loaded: LoadedNetwork
                      ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(normalised images (B, 3, H, W), uint8 renders (B, A, H, W)) at the model's size, on its
     device, in order; `renders` holds each image's render paths (`find_renders`)."""

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a sc
 import torch  # noqa: E402
 
 from reid_data import denormalize  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
 from visual_tools import common, synthesis  # noqa: E402
 from visual_tools.image_io import grid, save, save_gif, to_pil  # noqa: E402
 
@@ -100,7 +100,7 @@ def main(argv=None) -> list[Path]:
     if args.num < 2 or args.steps < 2:
         p.error("--num and --steps must be at least 2")
     output = Path(args.output or f"{Path(args.checkpoint).with_suffix('')}-figures")
-    loaded = common.load_dgnet(args.checkpoint, args.device, args.opts)
+    loaded = common.load_run(args.checkpoint, "dgnet", args.device, args.opts)
     images = common.input_images(loaded, args.input)
     model, batch_size = loaded.model, loaded.cfg.data.test_batch_size
     written = []

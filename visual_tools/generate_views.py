@@ -32,7 +32,7 @@ from tqdm import tqdm  # noqa: E402
 from mesh.renders import ANGLES  # noqa: E402
 from reid_data import DatasetError  # noqa: E402
 from reid_eval.generation.rotation import novel_views  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
 from visual_tools import common  # noqa: E402
 from visual_tools.image_io import format_options, to_pil  # noqa: E402
 
@@ -76,7 +76,7 @@ def main(argv=None) -> Path:
     output = Path(args.output)
     common.refuse_used_folder(p, output)  # before any work, so a mistake costs nothing
     angles = list(dict.fromkeys(args.angles))
-    loaded = common.load_gcl(args.checkpoint, args.device, args.opts)
+    loaded = common.load_run(args.checkpoint, "gcl", args.device, args.opts)
     images = common.input_images(loaded, args.input, split=args.split)
     renders = common.find_renders(images, common.render_root(loaded, args.renders),
                                   None if args.input else loaded.dataset, angles)

@@ -43,7 +43,7 @@ from reid_data import denormalize  # noqa: E402
 from reid_eval.generation import (LPIPSDistance, fid, fid_inception, inception_features,  # noqa: E402
                                   pairwise_diversity, ssim)
 from reid_eval.generation import swap  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
 from visual_tools import common, synthesis  # noqa: E402
 from visual_tools.test_folder import cross_identity_batches  # noqa: E402
 
@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
         p.error("--people must be at least 2")
     if args.pairs < 1:
         p.error("--pairs must be at least 1")
-    loaded = common.load_dgnet(args.checkpoint, args.device, args.opts)
+    loaded = common.load_run(args.checkpoint, "dgnet", args.device, args.opts)
     # Weights first: a missing file stops the run before any slow work.
     inception = fid_inception(args.inception, loaded.device) if "fid" in args.metrics else None
     distance = LPIPSDistance(args.lpips_backbone).to(loaded.device) if "lpips" in args.metrics else None

@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from mesh.renders import ANGLES  # noqa: E402
 from reid_data import denormalize  # noqa: E402
 from reid_eval.generation.rotation import novel_views, true_views  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
 from visual_tools import common  # noqa: E402
 from visual_tools.image_io import format_options, grid, save, to_pil  # noqa: E402
 
@@ -55,7 +55,7 @@ def main(argv=None) -> Path:
     if args.count < 1:
         p.error("--count must be at least 1")
     output = Path(args.output or f"{Path(args.checkpoint).with_suffix('')}-rotation.png")
-    loaded = common.load_gcl(args.checkpoint, args.device, args.opts)
+    loaded = common.load_run(args.checkpoint, "gcl", args.device, args.opts)
     people = common.distinct_identities(common.input_images(loaded, args.input), args.count, args.seed)
     world = common.synthetic_world(loaded, people, "--truth needs") if args.truth else None
     renders = common.find_renders(people, common.render_root(loaded, args.renders),

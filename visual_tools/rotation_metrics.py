@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a sc
 
 from reid_eval.generation import LPIPSDistance  # noqa: E402
 from reid_eval.generation.rotation import novel_views, rotated_view_scores  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
 from visual_tools import common  # noqa: E402
 
 
@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     p.add_argument("--output", "--out", dest="output", metavar="FILE",
                    help="JSON file (default: <checkpoint>.rotation.json)")
     args = p.parse_args(argv)
-    loaded = common.load_gcl(args.checkpoint, args.device, args.opts)
+    loaded = common.load_run(args.checkpoint, "gcl", args.device, args.opts)
     images = common.subset(common.input_images(loaded, args.input, split=args.split), args.limit, args.seed)
     world = common.synthetic_world(loaded, images, "rotation metrics need")
     distance = LPIPSDistance(args.lpips_backbone).to(loaded.device)  # a missing file stops before slow work

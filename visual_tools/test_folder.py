@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from reid_data import denormalize  # noqa: E402
-from trainers.cli import exit_on_user_error  # noqa: E402
+from runtime.errors import exit_on_user_error  # noqa: E402
 from visual_tools import common, synthesis  # noqa: E402
 from visual_tools.image_io import to_pil  # noqa: E402
 
@@ -83,7 +83,7 @@ def main(argv=None) -> Path:
     args = p.parse_args(argv)
     output = Path(args.output or f"{Path(args.checkpoint).with_suffix('')}-generated")
     common.refuse_used_folder(p, output)  # before any work, so a mistake costs nothing
-    loaded = common.load_dgnet(args.checkpoint, args.device, args.opts)
+    loaded = common.load_run(args.checkpoint, "dgnet", args.device, args.opts)
     count = write_folder(loaded, common.input_images(loaded, args.input), output, args.seed)
     print(f"wrote {count} generated images to {output}/by_appearance and {output}/by_structure")
     return output

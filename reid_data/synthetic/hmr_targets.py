@@ -1,5 +1,5 @@
 """What an HMR regressor should answer for an image of the world, in its conventions
-(`mesh.hmr`, `mesh.cameras`): SMPL rotations with the global orientation in the camera frame,
+(`models.hmr`, `mesh.cameras`): SMPL rotations with the global orientation in the camera frame,
 the shape coefficients, and the 24 joints as the image shows them, in the crop's NDC.
 
 The world poses a body with a zero global orientation, turns it by its yaw about the vertical

@@ -1,4 +1,4 @@
-"""What the command-line entry points share: one-sentence user errors, and how a stopped run exits."""
+"""The errors a user can cause, each reported as one `error:` line, and how a command exits on them."""
 from __future__ import annotations
 
 import sys
@@ -7,9 +7,20 @@ from configs.loader import ConfigError
 from models.weights import WeightsError
 from reid_data import DatasetError, ImageReadError
 
-from .base import TrainingStopped
 from .checkpoint import CheckpointError
-from .stopping import TrainingInterrupted
+
+
+class TrainingStopped(RuntimeError):
+    """The run cannot go on (e.g. a NaN loss); the last checkpoint on disk is intact."""
+
+
+class TrainingInterrupted(Exception):
+    """A signal stopped the run after its checkpoint was written; the message says how to resume."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
 
 # Mistakes a user can make; reported as one line, never as a stack trace.
 USER_ERRORS = (ConfigError, DatasetError, ImageReadError, WeightsError, CheckpointError, TrainingStopped)

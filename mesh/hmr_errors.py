@@ -1,0 +1,50 @@
+"""How far HMR's bodies are from the synthetic world's true ones: the geometry its training losses
+and its evaluation share, and the evaluation itself (mean per-vertex and per-joint error of the
+pelvis-aligned bodies in millimetres — the body model is in metres — and the mean 2D joint error
+in pixels)."""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from models.hmr import hmr_input
+from reid_data import test_loader
+from reid_data.synthetic.hmr_targets import hmr_targets
+from reid_data.transforms import normalize
+
+from .cameras import WeakPerspectiveCamera, pixel_to_ndc
+from .views import pose_body
+
+
+def keypoints_ndc(joints, cam, height: int, width: int):
+    """Joints (B, J, 3) through weak-perspective cameras (B, 3) → crop NDC (B, J, 2)."""
+    pixels = WeakPerspectiveCamera(cam).project_camera(joints, height, width)[..., :2]
+    return pixel_to_ndc(pixels, height, width)
+
+
+def aligned(vertices, joints):
+    """Vertices and joints relative to the pelvis (joint 0)."""
+    root = joints[:, :1]
+    return vertices - root, joints - root
+
+
+@torch.no_grad()
+def body_errors(model, body, world, samples, data_cfg, input_size: int, device: torch.device,
+                autocast=nullcontext) -> dict[str, float]:
+    """Mean errors of `model` (eval mode) over `samples` of the synthetic `world`."""
+    sums = torch.zeros(3, dtype=torch.float64)
+    for batch in test_loader(samples, data_cfg):
+        names = [samples[i].path for i in batch["index"].tolist()]
+        target = {k: v.to(device) for k, v in hmr_targets(world, names).items()}
+        with autocast():
+            out = model(hmr_input(normalize(batch["image"].to(device)), input_size))
+        pv, pj = aligned(*pose_body(body, out.rotmat.float(), out.betas.float()))
+        tv, tj = aligned(*pose_body(body, target["rotmat"], target["betas"]))
+        kp = keypoints_ndc(pj, out.cam.float(), world.height, world.width)
+        sums += torch.stack([(pv - tv).norm(dim=-1).mean(1).sum(),
+                             (pj - tj).norm(dim=-1).mean(1).sum(),
+                             (kp - target["keypoints"]).norm(dim=-1).mean(1).sum()]).double().cpu()
+    mpve, mpjpe, kp = (sums / len(samples)).tolist()
+    half = max(world.height, world.width) / 2     # NDC units → pixels
+    return {"mpve_mm": 1000 * mpve, "mpjpe_mm": 1000 * mpjpe, "keypoint_px": half * kp}

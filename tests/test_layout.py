@@ -1,0 +1,65 @@
+"""Dependencies point one way (README, "Layout"): each package imports only the packages below it.
+Read from the code's own imports, including those inside functions."""
+import ast
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# package -> the first-party packages it may import. reid_data and mesh import each other at package
+# level only: the synthetic world (reid_data.synthetic) draws with mesh's rasterizer, and mesh's
+# render precomputation reads data sets through reid_data.
+MAY_IMPORT = {
+    "configs": set(),
+    "models": {"configs"},
+    "reid_data": {"configs", "models", "mesh"},
+    "mesh": {"configs", "models", "reid_data", "runtime"},
+    "runtime": {"configs", "models", "reid_data"},
+    "reid_eval": {"configs", "models", "reid_data", "mesh", "runtime"},
+    "trainers": {"configs", "models", "reid_data", "mesh", "reid_eval", "runtime"},
+    "visual_tools": {"configs", "models", "reid_data", "mesh", "reid_eval", "runtime"},
+}
+
+
+def imported_packages(path: Path, packages) -> set[str]:
+    """The first-party top-level packages that one file imports (absolute imports only: a relative
+    one stays inside its package)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module]
+        else:
+            continue
+        found.update(top for top in (name.split(".")[0] for name in names) if top in packages)
+    return found
+
+
+def wrong_way_imports(root: Path, rules: dict[str, set[str]]) -> list[str]:
+    """'file imports package' for every import against `rules`."""
+    wrong = []
+    for package, allowed in rules.items():
+        for path in sorted((root / package).rglob("*.py")):
+            for target in sorted(imported_packages(path, rules) - allowed - {package}):
+                wrong.append(f"{path.relative_to(root)} imports {target}")
+    return wrong
+
+
+def test_every_package_imports_only_those_below_it():
+    assert wrong_way_imports(REPO, MAY_IMPORT) == []
+
+
+def test_the_check_finds_a_wrong_way_import_even_inside_a_function(tmp_path):
+    for package in MAY_IMPORT:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / "models" / "net.py").write_text("import torch\nfrom configs.loader import load_config\n")
+    (tmp_path / "reid_eval" / "test.py").write_text("def main():\n    from trainers import build_trainer\n")
+    (tmp_path / "trainers" / "loop.py").write_text("import visual_tools.common as common\nfrom . import base\n")
+    assert wrong_way_imports(tmp_path, MAY_IMPORT) == ["reid_eval/test.py imports trainers",
+                                                       "trainers/loop.py imports visual_tools"]
+
+
+def test_the_rules_cover_every_package_of_the_house():
+    packages = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(MAY_IMPORT)
