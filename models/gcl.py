@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dgnet import Decoder, MultiScaleDiscriminator, StructureEncoder
+from .generative import Decoder, MultiScaleDiscriminator, StructureEncoder
 from .reid_net import ReIDNet, build_reid_net
 
 

@@ -6,9 +6,9 @@ from configs.loader import load_config
 import torch.nn.functional as F
 
 from models import build_dgnet, build_dgnet_from_state
-from models.dgnet.blocks import GroupedMLP, PointwiseConv, UpConv
-from trainers.dgnet_losses import (TEACHER_STYLES, frozen, gradient_penalty, input_gradient_only, ramp,
-                                  teacher_targets)
+from models.generative.blocks import GroupedMLP, PointwiseConv, UpConv
+from trainers.dgnet_losses import TEACHER_STYLES, ramp, teacher_targets
+from trainers.gan import frozen, gradient_penalty, input_gradient_only
 
 
 def tiny_net_cfg(*overrides):

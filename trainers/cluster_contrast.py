@@ -28,12 +28,12 @@ from runtime.errors import TrainingStopped
 from . import distributed
 from .cluster_round import ClusterRound, memory_options
 from .pseudo_labels import PseudoLabelTrainer
-from .teacher import TeacherTrainer
+from .teacher import ReIDNetRun
 from .memories import image_loss, patch_loss
 from .optim import build_optimizer, build_scheduler
 
 
-class ClusterContrastTrainer(PseudoLabelTrainer):
+class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
     name = "cluster_contrast"
 
     def build(self) -> None:
@@ -151,7 +151,3 @@ class ClusterContrastTrainer(PseudoLabelTrainer):
     # --- best-model selection and evaluation ---------------------------------------------
     def _select_at_epoch_end(self, done: int) -> None:
         self.round.best = self.select_on_holdout(done, lambda x: self.model(x).embedding, self.model, self.round.best)
-
-    # the same network and batches as the teacher: its grid and its query/gallery evaluation
-    images = TeacherTrainer.images
-    evaluate = TeacherTrainer.evaluate

@@ -22,15 +22,16 @@ from torchvision.utils import make_grid
 
 from configs.loader import Config, ConfigError
 from models import build_dgnet
-from reid_data import BatchAugment, DatasetError, ImageDataset, build_dataset, denormalize, normalize, train_loader
+from reid_data import BatchAugment, DatasetError, ImageDataset, build_dataset, normalize, train_loader
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_eval.evaluator import evaluate_embedding
 from reid_eval.generation.swap import SwapBenchmark, flat
 from runtime import checkpoint
 
 from .base import Trainer
-from .dgnet_losses import (frozen, gradient_penalty, input_gradient_only, lsgan_discriminator, lsgan_generator,
-                           ramp, teacher_targets)
+from .dgnet_losses import ramp, teacher_targets
+from .gan import (first_per_identity, frozen, gradient_penalty, image_grid, input_gradient_only,
+                  lsgan_discriminator, lsgan_generator)
 from .optim import build_optimizer, build_scheduler
 
 # The a and b sides' losses are summed in the paper; ours are means over both sides at once.
@@ -290,14 +291,3 @@ def clean_codes(appearance, images: torch.Tensor, erased: torch.Tensor, codes: t
 def other_side(batch: torch.Tensor) -> torch.Tensor:
     """Item i of side a ↔ item i of side b (the batch is side a, then side b)."""
     return batch.roll(len(batch) // 2, dims=0)
-
-
-def first_per_identity(samples):
-    """The first sample of each identity, in order (distinct people for the image grids)."""
-    seen = set()
-    return [s for s in samples if not (s.pid in seen or seen.add(s.pid))]
-
-
-def image_grid(rows: list[torch.Tensor], columns: int) -> torch.Tensor:
-    """Rows of normalised images → one (1, 3, H, W) picture in [0, 1]."""
-    return make_grid(denormalize(torch.cat(rows).float().cpu()), nrow=columns, padding=2).unsqueeze(0)

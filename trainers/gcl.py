@@ -41,8 +41,7 @@ from runtime import checkpoint
 from runtime.errors import TrainingStopped
 
 from . import distributed
-from .dgnet import first_per_identity, image_grid
-from .dgnet_losses import frozen, gradient_penalty, lsgan_discriminator, lsgan_generator
+from .gan import first_per_identity, frozen, gradient_penalty, image_grid, lsgan_discriminator, lsgan_generator
 from .memories import ViewMemory
 from .memories.view_memory import check_positive
 from .optim import build_optimizer, build_scheduler

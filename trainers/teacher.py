@@ -16,7 +16,22 @@ from .losses import triplet_loss
 from .optim import build_optimizer, build_scheduler
 
 
-class TeacherTrainer(Trainer):
+class ReIDNetRun:
+    """What the runs that train one re-ID network (`self.model`, a ReIDNet) share: the grid of the
+    last augmented batch and the query/gallery evaluation of its embedding."""
+
+    def images(self) -> dict[str, torch.Tensor]:
+        return {"train/augmented_batch": denormalize(self._last_batch[:16].detach().float().cpu())}
+
+    def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
+        self.model.eval()
+        rerank = self.cfg.test.rerank if rerank is None else rerank
+        return evaluate_embedding(lambda x: self.model(x).embedding, self.data, self.cfg.data, self.device,
+                                  flip=self.cfg.test.flip, rerank=rerank,
+                                  autocast_dtype=self.amp_dtype)
+
+
+class TeacherTrainer(ReIDNetRun, Trainer):
     name = "teacher"
 
     def build(self) -> None:
@@ -55,13 +70,3 @@ class TeacherTrainer(Trainer):
         self.optimize(total, "model")
         accuracy = (out.logits.argmax(1) == pids).float().mean()
         return {"loss": total.item(), **{k: v.item() for k, v in losses.items()}, "accuracy": accuracy.item()}
-
-    def images(self) -> dict[str, torch.Tensor]:
-        return {"train/augmented_batch": denormalize(self._last_batch[:16].detach().float().cpu())}
-
-    def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
-        self.model.eval()
-        rerank = self.cfg.test.rerank if rerank is None else rerank
-        return evaluate_embedding(lambda x: self.model(x).embedding, self.data, self.cfg.data, self.device,
-                                  flip=self.cfg.test.flip, rerank=rerank,
-                                  autocast_dtype=self.amp_dtype)

@@ -28,9 +28,7 @@ import torch
 from torch import nn
 
 from .appearance import AppearanceEncoder, AppearanceOutput
-from .decoder import Decoder
-from .discriminator import MultiScaleDiscriminator
-from .structure import StructureEncoder, to_grey
+from ..generative import Decoder, MultiScaleDiscriminator, StructureEncoder, to_grey
 
 
 class DGNet(nn.Module):
