@@ -4,27 +4,26 @@
 distance matrix. Only the ranks of the true matches matter, and a match's rank is the number
 of kept gallery entries ordered before it. Per block of queries:
 
-1. one compare finds, per query, the kept entries no farther than its farthest true match --
-   the only entries that can rank before a match;
-2. each such entry and each match gets one exact int64 key ordered by
-   (query, distance, gallery index), the order a stable argsort gives, ties included;
-3. the keys are sorted and each match's rank is where its key falls among them.
+1. junk and same-pid same-camera entries become +inf, so they rank after every match;
+2. each row's distances are sorted, values only (rows split among torch's intra-op threads):
+   numpy's vectorised sort is several times faster than an argsort, and also faster than
+   placing every entry among the row's few matches by binary search -- O(G log P), but its
+   branches mispredict at nearly every step (measured: ~4x slower per entry than the sort);
+3. a match's rank is the number of entries below its distance in its sorted row, plus, for a
+   match that ties with other kept entries, those of them with a smaller gallery index.
 
-A good model leaves few candidates, so the work is about one pass over the matrix. A poor
-one (an untrained model: matches spread over the whole gallery) makes nearly every entry a
-candidate; such blocks sort whole rows of keys instead, which is cheaper than gathering them.
-Temporaries are bounded by the block, never by the whole matrix.
+The cost is the same whatever the model, and temporaries are bounded by the block.
 """
+
+import functools
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
-# Entries of the distance matrix handled at once: bounds the temporaries (a few int64 per
-# entry in the worst case) and keeps the composite keys below 2**63.
-_BLOCK_ELEMENTS = 1 << 22
-# Above this fraction of candidate entries, sorting whole rows is faster (measured on the
-# Market-sized benchmark, bench/bench_evaluate_rank.py).
-_DENSE_FRACTION = 0.5
+# Entries of the distance matrix handled at once: bounds the temporaries (two float copies of
+# the block, and about the same again while comparing tied matches with their rows).
+_BLOCK_ELEMENTS = 1 << 20
 
 
 def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
@@ -58,24 +57,36 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
                          "so no query can be evaluated; check the pids and camids")
     removed_q, removed_g = pair_q[~other_cam], pair_g[~other_cam]
 
-    junk = torch.nonzero(g_pids == -1).view(-1)
-    positions = torch.empty_like(hit_q)
-    rows = max(1, _BLOCK_ELEMENTS // max(num_g, 1))
-    starts = torch.arange(0, num_q + rows, rows, device=dist.device)
-    hit_bounds = torch.searchsorted(hit_q, starts).tolist()  # pairs are sorted by query
-    removed_bounds = torch.searchsorted(removed_q, starts).tolist()
-    for b, q0 in enumerate(range(0, num_q, rows)):
-        block = _float_block(dist[q0:q0 + rows], q0)
-        lo, hi = hit_bounds[b], hit_bounds[b + 1]
-        if lo < hi:
-            removed = slice(removed_bounds[b], removed_bounds[b + 1])
-            positions[lo:hi] = _match_positions(block, hit_q[lo:hi] - q0, hit_g[lo:hi],
-                                                removed_q[removed] - q0, removed_g[removed], junk)
-    return _summarize(hit_q, positions, num_q, num_g, min(max_rank, num_g))
+    junk = torch.nonzero(g_pids == -1).view(-1).numpy()
+    hit_q, hit_g, removed_q, removed_g = (t.numpy() for t in (hit_q, hit_g, removed_q, removed_g))
+    positions = np.empty_like(hit_q)
+    rows = max(1, _BLOCK_ELEMENTS // num_g)
+    starts = np.arange(0, num_q + rows, rows)
+    hit_bounds = np.searchsorted(hit_q, starts)  # pairs are sorted by query
+    removed_bounds = np.searchsorted(removed_q, starts)
+    # Two work arrays reused by every block: fresh ones would cost page faults each time.
+    kept = np.empty((rows, num_g), _work_dtype(dist))
+    ranked = np.empty_like(kept)
+    threads = torch.get_num_threads()
+    with ThreadPoolExecutor(threads) as pool:
+        sort_rows = functools.partial(_sort_rows, pool=pool, threads=threads)
+        for b, q0 in enumerate(range(0, num_q, rows)):
+            block = kept[:min(rows, num_q - q0)]
+            torch.from_numpy(block).copy_(dist[q0:q0 + rows])  # any dtype, layout or device
+            _check_finite(block, q0)
+            lo, hi = hit_bounds[b], hit_bounds[b + 1]
+            if lo < hi:
+                removed = slice(removed_bounds[b], removed_bounds[b + 1])
+                positions[lo:hi] = _match_positions(
+                    block, ranked[:len(block)], sort_rows, hit_q[lo:hi] - q0, hit_g[lo:hi],
+                    removed_q[removed] - q0, removed_g[removed], junk)
+    return _summarize(torch.from_numpy(hit_q), torch.from_numpy(positions), num_q, num_g,
+                      min(max_rank, num_g))
 
 
 def _as_tensors(distmat, q_pids, g_pids, q_camids, g_camids):
-    """Checks shapes and returns torch views (no copy of a numpy distmat)."""
+    """Checks shapes and returns torch views (no copy of a numpy distmat); the ids on the CPU,
+    where the ranking runs."""
     dist = torch.as_tensor(distmat).detach()
     if dist.dim() != 2:
         raise ValueError("distmat must be 2-D (num_query, num_gallery), "
@@ -86,7 +97,7 @@ def _as_tensors(distmat, q_pids, g_pids, q_camids, g_camids):
     for name, values, size in (("q_pids", q_pids, dist.shape[0]), ("g_pids", g_pids, dist.shape[1]),
                                ("q_camids", q_camids, dist.shape[0]),
                                ("g_camids", g_camids, dist.shape[1])):
-        values = torch.as_tensor(values, device=dist.device).detach()
+        values = torch.as_tensor(values, device="cpu").detach()
         if values.dim() != 1 or len(values) != size:
             raise ValueError(f"{name} must be 1-D of length {size} to match distmat of shape "
                              f"{tuple(dist.shape)}, got shape {tuple(values.shape)}")
@@ -94,22 +105,20 @@ def _as_tensors(distmat, q_pids, g_pids, q_camids, g_camids):
     return (dist, *ids)
 
 
-def _float_block(block, q0):
-    """The block, row-major, as float32 or float64 holding exactly the same values; rejects
-    NaN and inf."""
-    block = block.contiguous()  # row sorts and flat views assume row-major (a no-op usually)
-    if not block.is_floating_point():
-        low, high = torch.aminmax(block)
-        exact_in_float32 = max(-int(low), int(high)) <= 2**24  # e.g. Hamming distances
-        return block.to(torch.float32 if exact_in_float32 else torch.float64)
-    if block.dtype not in (torch.float32, torch.float64):
-        block = block.float()  # half types widen exactly
-    # One reduction, no temporary: min and max propagate NaN and expose +-inf.
-    if not bool(torch.isfinite(torch.stack(torch.aminmax(block))).all()):
-        row = int((~torch.isfinite(block)).any(1).nonzero()[0]) + q0
+def _work_dtype(dist):
+    """float32, or float64 where float32 would not hold every distance exactly."""
+    if dist.is_floating_point():
+        return np.float64 if dist.dtype == torch.float64 else np.float32  # half types widen
+    low, high = torch.aminmax(dist)
+    return np.float32 if max(-int(low), int(high)) <= 2**24 else np.float64  # e.g. Hamming
+
+
+def _check_finite(block, q0):
+    """Rejects NaN and inf: one reduction, no temporary (min and max propagate NaN)."""
+    if not bool(torch.isfinite(torch.stack(torch.aminmax(torch.from_numpy(block)))).all()):
+        row = int((~np.isfinite(block)).any(1).nonzero()[0][0]) + q0
         raise ValueError(f"distmat has a NaN or infinite distance (query row {row}); "
                          "distances must be finite")
-    return block
 
 
 def _same_pid_pairs(q_pids, g_pids, q_cams, g_cams):
@@ -130,70 +139,46 @@ def _same_pid_pairs(q_pids, g_pids, q_cams, g_cams):
     return pair_q, pair_g, q_cams[pair_q] != g_cams[pair_g]
 
 
-def _match_positions(block, hit_r, hit_g, removed_r, removed_c, junk):
+def _match_positions(kept, ranked, sort_rows, hit_r, hit_g, removed_r, removed_c, junk):
     """0-based rank of each true match among the kept gallery entries of its query row.
 
     Args:
-        block: (B, G) distances of B queries; hit_r/hit_g: row in the block and gallery index
-            of each true match; removed_r/removed_c: same-pid same-camera entries; junk:
-            indices of the pid -1 gallery entries.
+        kept: (B, G) float distances of B queries, overwritten with +inf at the entries the
+            protocol removes; ranked: (B, G) work array of the same dtype; sort_rows: sorts
+            each row of an array in place; hit_r/hit_g: row in the block (ascending) and
+            gallery index of each true match; removed_r/removed_c: same-pid same-camera
+            entries; junk: indices of the pid -1 gallery entries.
     """
-    num_rows, num_g = block.shape
-    hit_d = block[hit_r, hit_g]
-    # Only kept entries no farther than their row's farthest match can rank before a match.
-    reach = torch.full((num_rows,), -torch.inf, dtype=block.dtype, device=block.device)
-    reach.scatter_reduce_(0, hit_r, hit_d, "amax")
-    before = block <= reach[:, None]
-    before[removed_r, removed_c] = False
-    before[:, junk] = False
-    # Sorted keys of (row, distance, gallery index): a match's position is where its key
-    # falls among them, less the keys of earlier rows.
-    if torch.count_nonzero(before) < _DENSE_FRACTION * before.numel():  # a good model
-        r, c = before.nonzero(as_tuple=True)
-        value_keys = _order_keys(torch.cat([block[r, c], hit_d]))
-        keys = _sorted(_compose(r, value_keys[:len(r)], c, num_g))
-        hit_keys = _compose(hit_r, value_keys[len(r):], hit_g, num_g)
-        per_row = torch.bincount(r, minlength=num_rows)
-        row_start = torch.cumsum(per_row, 0) - per_row
-    else:  # a poor model: sorting whole rows is cheaper than gathering the candidates
-        r = torch.arange(num_rows, device=block.device)[:, None]
-        c = torch.arange(num_g, device=block.device)
-        # non-candidates become +inf: still inside their row, but after all its matches
-        value_keys = _order_keys(torch.where(before, block, torch.inf))
-        keys = _compose(r, value_keys, c, num_g)
-        hit_keys = keys[hit_r, hit_g]
-        keys = _sorted(keys).view(-1)
-        row_start = r.view(-1) * num_g
-    return torch.searchsorted(keys, hit_keys) - row_start[hit_r]
+    num_rows, num_g = kept.shape
+    hit_d = kept[hit_r, hit_g]
+    kept[:, junk] = np.inf  # distances are finite: +inf goes after every match
+    kept[removed_r, removed_c] = np.inf
+    np.copyto(ranked, kept)
+    sort_rows(ranked)
+    # the matches' distances in a (B, most matches) grid, for one batched search of the rows
+    per_row = np.bincount(hit_r, minlength=num_rows)
+    slot = np.arange(len(hit_r)) - (np.cumsum(per_row) - per_row)[hit_r]
+    grid = np.zeros((num_rows, per_row.max()), dtype=kept.dtype)
+    grid[hit_r, slot] = hit_d
+    below = torch.searchsorted(torch.from_numpy(ranked), torch.from_numpy(grid)).numpy()
+    below = below[hit_r, slot]  # entries closer than the match: its rank, but for ties
+    # Ties go by gallery index: the kept entries at a match's distance with a smaller index
+    # rank before it too. ranked[r, below] is the match's distance; a tie repeats it next
+    # (a match that is last in its row compares with itself: a false alarm, counted exactly).
+    tied = np.flatnonzero(ranked[hit_r, np.minimum(below + 1, num_g - 1)] == hit_d)
+    # Comparing each tied match with its row costs O(G), rare with float distances; one block
+    # of them at a time bounds the temporaries.
+    for start in range(0, len(tied), num_rows):
+        chunk = tied[start:start + num_rows]
+        t, e = np.nonzero(kept[hit_r[chunk]] == hit_d[chunk, None])
+        below[chunk] += np.bincount(t[e < hit_g[chunk][t]], minlength=len(chunk))
+    return below
 
 
-def _compose(rows, value_keys, cols, num_g):
-    """One int64 per entry ordered by (row, value, col), for value_keys in [-2**31, 2**31)."""
-    keys = value_keys.to(torch.int64, copy=True)
-    return keys.add_(rows * 2**32 + 2**31).mul_(num_g).add_(cols)  # in place: no new memory
-
-
-def _sorted(keys):
-    """Keys sorted along the last dimension; on CPU numpy's SIMD sort, several times faster
-    than torch's."""
-    if keys.device.type != "cpu":
-        return torch.sort(keys).values
-    return torch.from_numpy(np.sort(keys.numpy(), axis=-1))
-
-
-def _order_keys(values):
-    """Integers in [-2**31, 2**31) with exactly the order, and the ties, of the values."""
-    values = values + 0.0  # -0.0 becomes +0.0: they compare equal but differ in bits
-    # Float bits are sign-magnitude: flipping the magnitude bits of negative numbers makes
-    # them order like the integers they read as.
-    if values.dtype == torch.float64:
-        bits = values.view(torch.int64)
-        bits ^= (bits >> 63) & 0x7FFF_FFFF_FFFF_FFFF
-        # 64 bits do not fit a composite key: use dense ranks (slower, still exact)
-        return torch.unique(bits, return_inverse=True)[1] - 2**31
-    bits = values.view(torch.int32)
-    bits ^= (bits >> 31) & 0x7FFF_FFFF
-    return bits
+def _sort_rows(a, pool, threads):
+    """Sorts each row of `a` in place, groups of rows in parallel: numpy releases the GIL
+    while it sorts."""
+    list(pool.map(lambda rows: rows.sort(axis=1), np.array_split(a, min(threads, len(a)))))
 
 
 def _summarize(hit_q, positions, num_q, num_g, cmc_len):

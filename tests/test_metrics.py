@@ -58,7 +58,7 @@ def tiny_problem():
     return distmat, q_pids, g_pids, q_cams, g_cams
 
 
-def test_tiny_example_by_hand(route):
+def test_tiny_example_by_hand():
     # Query 0: gallery 0 (same pid, same camera) and 3 (junk) go; ties keep index order, so the
     # kept ranking is 1, 2*, 5, 4* -> hits at ranks 1 and 3: AP = (1/2 + 2/4) / 2, INP = 2/4.
     # Query 1: its only match (gallery 1) ties with gallery 5 and wins on index: AP = INP = 1.
@@ -76,14 +76,8 @@ def test_cmc_is_capped_at_gallery_size():
     np.testing.assert_allclose(result["cmc"], [0.5, 1, 1, 1, 1, 1])
 
 
-@pytest.fixture(params=["candidates", "whole_rows"])
-def route(request, monkeypatch):
-    """Forces evaluate_rank's ranking route: per candidate entry, or by sorting whole rows."""
-    monkeypatch.setattr(metrics, "_DENSE_FRACTION", 2.0 if request.param == "candidates" else 0.0)
-
-
 @pytest.mark.parametrize("integer_distances", [False, True])
-def test_matches_reference_on_random_problems(integer_distances, route):
+def test_matches_reference_on_random_problems(integer_distances):
     rng = np.random.default_rng(7 + integer_distances)
     checked = 0
     for _ in range(100):
@@ -97,8 +91,9 @@ def test_matches_reference_on_random_problems(integer_distances, route):
     assert checked > 50
 
 
-def test_many_blocks_match_reference(monkeypatch, route):
-    # Tiny blocks make every block boundary and the per-block bookkeeping matter.
+def test_many_blocks_match_reference(monkeypatch):
+    # Tiny blocks make every block boundary, the per-block bookkeeping and the chunks of tied
+    # matches matter.
     monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 3 * 97)
     rng = np.random.default_rng(3)
     num_q, num_g = 40, 97
@@ -109,7 +104,49 @@ def test_many_blocks_match_reference(monkeypatch, route):
         assert_same(evaluate_rank(*problem, max_rank=10), reference_rank(*problem, 10))
 
 
-def test_signed_zeros_and_negative_distances_tie_correctly(route):
+def test_ties_go_by_gallery_index_among_kept_entries_only():
+    # The match (gallery 3) ties with gallery 1 (kept, smaller index: before it), gallery 5
+    # (kept, larger index: after it), gallery 0 (junk) and gallery 2 (same pid and camera):
+    # only gallery 1 and the closer gallery 4 rank before it.
+    distmat = np.array([[0.5, 0.5, 0.5, 0.5, 0.1, 0.5]], dtype=np.float32)
+    problem = (distmat, np.array([7]), np.array([-1, 0, 7, 7, 0, 0]), np.array([0]),
+               np.array([1, 1, 0, 1, 1, 1]))
+    assert_same(evaluate_rank(*problem), reference_rank(*problem))
+    assert evaluate_rank(*problem)["mAP"] == pytest.approx(1 / 3)
+
+
+def test_matches_last_in_their_rows():
+    # The matches are gallery 2 and 3. Row 0: they tie with each other as the farthest entries
+    # (index order: ranks 2, 3); row 1: gallery 3 is farthest with no tie (ranks 1, 3). The tie
+    # check must not read past the end of a row.
+    distmat = np.array([[0.1, 0.2, 0.9, 0.9], [0.3, 0.1, 0.2, 0.9]], dtype=np.float32)
+    problem = (distmat, np.array([1, 1]), np.array([0, 0, 1, 1]), np.array([0, 0]),
+               np.array([1, 1, 1, 1]))
+    assert_same(evaluate_rank(*problem), reference_rank(*problem))
+    assert evaluate_rank(*problem)["mAP"] == pytest.approx((1 / 3 + 2 / 4 + 1 / 2 + 2 / 4) / 4)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_market_like_problem_with_ties_matches_reference(threads, monkeypatch):
+    # Many identities and cameras, rounded distances (ties between matches and other
+    # entries), junk, distractors and queries whose identity is only in their own camera.
+    monkeypatch.setattr(metrics, "_BLOCK_ELEMENTS", 16 * 600)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(5)
+        num_q, num_g = 70, 600
+        q_pids, g_pids = rng.integers(1, 40, num_q), rng.integers(-1, 40, num_g)
+        q_cams, g_cams = rng.integers(0, 6, num_q), rng.integers(0, 6, num_g)
+        distmat = np.round(rng.random((num_q, num_g)), 3).astype(np.float32)
+        distmat -= 0.3 * (q_pids[:, None] == g_pids[None])
+        problem = (distmat, q_pids, g_pids, q_cams, g_cams)
+        assert_same(evaluate_rank(*problem, max_rank=700), reference_rank(*problem, 700))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_signed_zeros_and_negative_distances_tie_correctly():
     # -0.0 == 0.0, so the hit at gallery 2 ranks after gallery 0 and 1 whatever the sign.
     distmat = np.array([[0.0, -0.0, 0.0, -1.0, 2.0]], dtype=np.float32)
     problem = (distmat, np.array([1]), np.array([0, 0, 1, 0, 1]), np.array([0]), np.array([1] * 5))
@@ -117,7 +154,7 @@ def test_signed_zeros_and_negative_distances_tie_correctly(route):
     assert evaluate_rank(*problem)["mAP"] == pytest.approx((1 / 4 + 2 / 5) / 2)
 
 
-def test_torch_numpy_and_dtypes_agree(route):
+def test_torch_numpy_and_dtypes_agree():
     rng = np.random.default_rng(11)
     distmat, q_pids, g_pids, q_cams, g_cams = random_problem(rng, integer_distances=True)
     g_pids[0], g_cams[0], q_pids[0], q_cams[0] = 1, 1, 1, 0  # at least one valid query
@@ -134,7 +171,7 @@ def test_torch_numpy_and_dtypes_agree(route):
 
 @pytest.mark.parametrize("distances", [[1.0 + 2e-12, 1.0 + 1e-12, 1.0],
                                        [2**40 + 2, 2**40 + 1, 2**40]])
-def test_values_beyond_float32_resolution_keep_their_order(distances, route):
+def test_values_beyond_float32_resolution_keep_their_order(distances):
     # float32 would tie all three and rank the match (gallery 0) first.
     problem = (np.array([distances]), np.array([1]), np.array([1, 0, 0]), np.array([0]),
                np.array([1, 1, 1]))
