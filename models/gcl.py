@@ -67,6 +67,10 @@ class GCLNet(nn.Module):
     def encode_identity(self, images: torch.Tensor) -> IdentityOutput:
         return self.identity(images)
 
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The re-ID embedding GCL is evaluated by: its identity encoder's."""
+        return self.identity(images).embedding
+
     def encode_structure(self, renders: torch.Tensor) -> torch.Tensor:
         return self.structure(renders)
 

@@ -37,6 +37,10 @@ class ReIDNet(nn.Module):
         logits, embedding = self.head(feature)
         return ReIDOutput(logits, feature, embedding)
 
+    def embed(self, x) -> torch.Tensor:
+        """The re-ID embedding the network is evaluated by."""
+        return self(x).embedding
+
     def new_parameters(self):
         """Parameters that start from scratch (they get the full learning rate)."""
         return [p for n, p in self.named_parameters() if not n.startswith("backbone.")]

@@ -1,6 +1,7 @@
 """Checkpoint files — written atomically, read with one clear sentence when they are not ours — and
 the one way to rebuild a run's network from its checkpoint (`load_network`): evaluation, the visual
-tools, render precomputation and the DG-Net teacher all load through it, and none of them builds a
+tools and the DG-Net teacher all load through it (render precomputation also reads SPIN's own
+files: `models.hmr.build_hmr`), and none of them builds a
 trainer, an optimizer or a teacher to do so."""
 from __future__ import annotations
 
@@ -124,13 +125,6 @@ BUILDERS: dict[str, tuple[str, Callable[[object, dict], nn.Module]]] = {
     "teacher": ("model", _reid_net), "cluster_contrast": ("model", _reid_net),
     "dgnet": ("dgnet", _dgnet), "gcl": ("gcl", _gcl), "hmr": ("model", _hmr)}
 
-# trainer kind -> the re-ID embedding of a batch of normalised images
-EMBEDDINGS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
-    "teacher": lambda net, x: net(x).embedding, "cluster_contrast": lambda net, x: net(x).embedding,
-    "dgnet": lambda net, x: net.encode_appearance(x).embedding,
-    "gcl": lambda net, x: net.encode_identity(x).embedding}
-
-
 @dataclass
 class LoadedNetwork:
     """A run's network in eval mode on `device`, the kind of run that wrote it, its resolved config
@@ -147,9 +141,9 @@ class LoadedNetwork:
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The re-ID embedding of normalised images, as the run evaluated it."""
-        if self.kind not in EMBEDDINGS:
+        if not hasattr(self.model, "embed"):
             raise CheckpointError(f"a {self.kind} run's network gives no re-ID embedding")
-        return EMBEDDINGS[self.kind](self.model, images)
+        return self.model.embed(images)
 
 
 def load_network(path: str | Path, kinds: Sequence[str] | None = None, device: str | torch.device = "cpu",

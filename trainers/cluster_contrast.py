@@ -94,7 +94,7 @@ class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
 
     @torch.no_grad()
     def recluster(self, epoch: int) -> None:
-        features = self.extract_training_features(lambda x: self.model(x).embedding, self.model)
+        features = self.extract_training_features(self.model.embed, self.model)
         clusters = self.cluster(features, epoch)
         identities = self.cfg.data.batch_size // self.cfg.data.instances
         if len(clusters.counts) < identities:
@@ -150,4 +150,4 @@ class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
 
     # --- best-model selection and evaluation ---------------------------------------------
     def _select_at_epoch_end(self, done: int) -> None:
-        self.round.best = self.select_on_holdout(done, lambda x: self.model(x).embedding, self.model, self.round.best)
+        self.round.best = self.select_on_holdout(done, self.model.embed, self.model, self.round.best)

@@ -213,7 +213,7 @@ class DGNetTrainer(Trainer):
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         self.net.eval()
         rerank = self.cfg.test.rerank if rerank is None else rerank
-        results = evaluate_embedding(lambda x: self.net.encode_appearance(x).embedding, self.data, self.cfg.data,
+        results = evaluate_embedding(self.net.embed, self.data, self.cfg.data,
                                      self.device, flip=self.cfg.test.flip, rerank=rerank,
                                      autocast_dtype=self.amp_dtype)
         if self._swaps is not None:
@@ -241,7 +241,7 @@ def swap_watch(data, cfg, device: torch.device) -> SwapWatch | None:
         return None
     judge = load_teacher(d.teacher, data.num_train_pids, device).eval()
     bench = SwapBenchmark(data, world, cfg.data, d.swap_pairs, cfg.run.seed)
-    return SwapWatch(bench, lambda x: judge(x).embedding)
+    return SwapWatch(bench, judge.embed)
 
 
 def load_teacher(path, num_classes: int, device: torch.device):

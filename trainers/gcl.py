@@ -178,7 +178,7 @@ class GCLTrainer(PseudoLabelTrainer):
 
     @torch.no_grad()
     def recluster(self, epoch: int) -> None:
-        features = self.extract_training_features(self._embed, self.net)
+        features = self.extract_training_features(self.net.embed, self.net)
         clusters = self.cluster(features, epoch)
         clustered = int((clusters.labels >= 0).sum())
         if clusters.num_clusters == 0 or clustered < self.cfg.data.batch_size:
@@ -186,9 +186,6 @@ class GCLTrainer(PseudoLabelTrainer):
                                   f"{clusters.num_clusters} clusters, fewer than a batch of {self.cfg.data.batch_size}; "
                                   f"raise cluster.rho / cluster.eps (now {clusters.eps:.3f})")
         self.round.start(epoch, features.to(self.device), torch.as_tensor(clusters.labels))
-
-    def _embed(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net.encode_identity(images).embedding
 
     # --- one iteration --------------------------------------------------------------------
     def train_step(self, batch) -> dict[str, float]:
@@ -247,7 +244,7 @@ class GCLTrainer(PseudoLabelTrainer):
         if self.stage3:
             self.round.memory.update(distributed.all_gather_rows(encoded.embedding.detach().float()),
                                      distributed.all_gather_rows(slots))
-            self.round.best = self.select_on_holdout(self.iteration + 1, self._embed, net, self.round.best)
+            self.round.best = self.select_on_holdout(self.iteration + 1, self.net.embed, net, self.round.best)
 
         self._last = {"real": real, "own": own, "recon": recon.detach(), "novel_render": novel_render,
                       "novel": novel.detach(), "cycle": cycle.detach()}
@@ -288,7 +285,7 @@ class GCLTrainer(PseudoLabelTrainer):
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         self.net.eval()
         rerank = self.cfg.test.rerank if rerank is None else rerank
-        return evaluate_embedding(self._embed, self.data, self.cfg.data, self.device, flip=self.cfg.test.flip,
+        return evaluate_embedding(self.net.embed, self.data, self.cfg.data, self.device, flip=self.cfg.test.flip,
                                   rerank=rerank, autocast_dtype=self.amp_dtype)
 
 

@@ -26,7 +26,7 @@ class ReIDNetRun:
     def evaluate(self, rerank: bool | None = None) -> dict[str, float]:
         self.model.eval()
         rerank = self.cfg.test.rerank if rerank is None else rerank
-        return evaluate_embedding(lambda x: self.model(x).embedding, self.data, self.cfg.data, self.device,
+        return evaluate_embedding(self.model.embed, self.data, self.cfg.data, self.device,
                                   flip=self.cfg.test.flip, rerank=rerank,
                                   autocast_dtype=self.amp_dtype)
 

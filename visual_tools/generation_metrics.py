@@ -94,7 +94,7 @@ def swap_scores(loaded: common.Loaded, pairs: int, seed: int) -> dict:
     """The swap table of the checkpoint's DG-Net and the baselines (see the module's doc)."""
     bench = common.swap_benchmark(loaded, pairs, seed)
     teacher = common.load_teacher(loaded)
-    results, _ = bench.score(loaded.model.swap, lambda x: teacher(x).embedding, loaded.device,
+    results, _ = bench.score(loaded.model.swap, teacher.embed, loaded.device,
                              loaded.cfg.data.test_batch_size, loaded.cfg.test.flip)
     return results
 

@@ -41,6 +41,10 @@ class DGNet(nn.Module):
     def encode_appearance(self, images: torch.Tensor) -> AppearanceOutput:
         return self.appearance(images)
 
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """The re-ID embedding DG-Net is evaluated by: its appearance encoder's."""
+        return self.appearance(images).embedding
+
     def encode_structure(self, images: torch.Tensor) -> torch.Tensor:
         return self.structure(images)
 
