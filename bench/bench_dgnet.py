@@ -81,7 +81,7 @@ def measure(config: str, height: int, width: int, batch: int, precision: str, it
                                    f"model.last_stride={model.last_stride}", *common])
         teacher = build_trainer(teacher_cfg, Path(tmp) / "logs" / "teacher").save_checkpoint()
         cfg = load_config(config, [
-            f"data.height={height}", f"data.width={width}", f"data.batch_size={batch}",
+            f"data.height={height}", f"data.width={width}", f"data.batch_size={4 * batch}",
             f"run.amp={str(precision != 'float32').lower()}",  # on CUDA: float16 with its loss scaling
             f"dgnet.teacher={teacher}", "dgnet.warm_iter=0", "dgnet.warm_teacher_iter=0", "run.name=bench", *common])
         with warnings.catch_warnings():
@@ -158,7 +158,7 @@ def main():
     parser.add_argument("--one", nargs=3, metavar=("H", "W", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = load_config(args.config).data
-    args.batch = args.batch or data.batch_size
+    args.batch = args.batch or data.batch_size // 4  # identities a side
     if args.one:  # measure_alone's process
         h, w, precision = int(args.one[0]), int(args.one[1]), args.one[2]
         print(json.dumps(measure(args.config, h, w, args.batch, precision, args.iters, args.warmup, args.device)))

@@ -3,20 +3,36 @@ last stride. ResNet-50 is the published setting; the smaller ones make CPU runs 
 fit in minutes."""
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
 
+from configs.registry import Registry
+
 from .weights import WeightsError, read_state_dict, resolve_weights
 
-# File names and addresses of the ImageNet weights (torchvision's and the IBN-Net authors').
-IMAGENET_WEIGHTS = {
-    "resnet18": ("resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
-    "resnet34": ("resnet34-b627a593.pth", "https://download.pytorch.org/models/resnet34-b627a593.pth"),
-    "resnet50": ("resnet50-0676ba61.pth", "https://download.pytorch.org/models/resnet50-0676ba61.pth"),
-    "resnet50_ibn_a": ("resnet50_ibn_a-d9d0bb7b.pth",
-                       "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet50_ibn_a-d9d0bb7b.pth"),
-}
+
+class BackboneSpec(NamedTuple):
+    """A backbone by name: torchvision's constructor, IBN-a blocks or not, and where its ImageNet
+    weights come from (file name and address: torchvision's and the IBN-Net authors')."""
+    resnet: Callable[[], nn.Module]
+    ibn: bool
+    weights_file: str
+    weights_url: str
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone", "model.backbone")
+BACKBONES.add("resnet18", BackboneSpec(resnet18, False, "resnet18-f37072fd.pth",
+                                       "https://download.pytorch.org/models/resnet18-f37072fd.pth"))
+BACKBONES.add("resnet34", BackboneSpec(resnet34, False, "resnet34-b627a593.pth",
+                                       "https://download.pytorch.org/models/resnet34-b627a593.pth"))
+BACKBONES.add("resnet50", BackboneSpec(resnet50, False, "resnet50-0676ba61.pth",
+                                       "https://download.pytorch.org/models/resnet50-0676ba61.pth"))
+BACKBONES.add("resnet50_ibn_a", BackboneSpec(
+    resnet50, True, "resnet50_ibn_a-d9d0bb7b.pth",
+    "https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet50_ibn_a-d9d0bb7b.pth"))
 
 
 class IBN(nn.Module):
@@ -39,10 +55,9 @@ class ResNetBackbone(nn.Module):
 
     def __init__(self, name: str = "resnet50", last_stride: int = 1, pretrained=False):
         super().__init__()
-        if name not in IMAGENET_WEIGHTS:
-            raise ValueError(f"unknown backbone {name!r}; choose one of {sorted(IMAGENET_WEIGHTS)}")
-        net = {"resnet18": resnet18, "resnet34": resnet34}.get(name, resnet50)()
-        if name == "resnet50_ibn_a":
+        spec = BACKBONES.get(name)
+        net = spec.resnet()
+        if spec.ibn:
             for layer in (net.layer1, net.layer2, net.layer3):  # IBN-a leaves layer4 with plain BN
                 for block in layer:
                     block.bn1 = IBN(block.bn1.num_features)
@@ -60,8 +75,8 @@ class ResNetBackbone(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
 
     def _load_imagenet(self, pretrained) -> None:
-        filename, url = IMAGENET_WEIGHTS[self.name]
-        path = resolve_weights(pretrained, filename, url, f"ImageNet {self.name}")
+        spec = BACKBONES.get(self.name)
+        path = resolve_weights(pretrained, spec.weights_file, spec.weights_url, f"ImageNet {self.name}")
         if path is None:
             return
         # torchvision names the stem conv1/bn1; ours groups them as stem.0/stem.1.

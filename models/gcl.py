@@ -9,7 +9,7 @@ Contract (what the trainer and the visual tools rely on):
 - ``GCLNet`` has submodules ``identity``, ``structure``, ``decoder``, ``discriminator`` and
     ``encode_identity(images)``  → ``IdentityOutput``: ``.code`` (B, C, S) for the decoder,
                                    ``.embedding`` (B, D) for retrieval and the memory;
-    ``encode_structure(renders)`` → (B, 8·gen.dim, H/4, W/4) from grey renders (B, 1, H, W);
+    ``encode_structure(renders)`` → (B, 8·gen.dim, H/4, W/4) from grey renders (B, 1, H, W) (H/2, W/2 with gen.downsample 1);
     ``decode(structure, code)``   → images (B, 3, H, W);
     ``view(images, renders)``     = decode(encode_structure(renders), encode_identity(images).code).
   Images are in ``reid_data.normalize``'s space; renders in [-1, 1] (``normalize_render``).
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .generative import Decoder, MultiScaleDiscriminator, StructureEncoder
+from .generative import Decoder, MultiScaleDiscriminator, StructureEncoder, build_generator
 from .reid_net import ReIDNet, build_reid_net
 
 
@@ -88,8 +88,6 @@ def build_gcl(cfg) -> GCLNet:
         warnings.filterwarnings("ignore", "Initializing zero-element tensors")
         reid = build_reid_net(cfg.model, 0)
     identity = IdentityEncoder(reid, cfg.gcl.stripes)
-    structure = StructureEncoder(gen.dim, gen.n_res)
-    decoder = Decoder(structure.out_channels, identity.code_dim, cfg.gcl.stripes, gen.mlp_dim, gen.n_res,
-                      gen.mlp_norm)
+    structure, decoder = build_generator(gen, identity.code_dim, cfg.gcl.stripes)
     return GCLNet(identity, structure, decoder,
                   MultiScaleDiscriminator(dis.dim, dis.n_layer, dis.n_res, dis.num_scales))

@@ -1,24 +1,16 @@
 """Data sets by name: `build_dataset("market1501", "data")`."""
 from __future__ import annotations
 
-import difflib
 from typing import Callable
+
+from configs.registry import Registry
 
 from . import layouts, toy
 from .records import DatasetError, ReIDDataset
 
 # name -> builder(root, **options) -> ReIDDataset; `root` is the data root or the set's folder.
-DATASETS: dict[str, Callable[..., ReIDDataset]] = {}
-
-
-def register(name: str):
-    """Decorator adding a builder under `name`."""
-    def add(builder):
-        if name in DATASETS:
-            raise ValueError(f"data set {name!r} is registered twice")
-        DATASETS[name] = builder
-        return builder
-    return add
+DATASETS: Registry[Callable[..., ReIDDataset]] = Registry("data set", "data.dataset", DatasetError)
+register = DATASETS.register
 
 
 def build_dataset(name: str, root: str, **options) -> ReIDDataset:
@@ -27,13 +19,7 @@ def build_dataset(name: str, root: str, **options) -> ReIDDataset:
     Options: `train_split="train_all"` (every training image) or `"train"` (without the first
     image of each identity, which DG-Net holds out for validation); `skip_unreadable=True`
     leaves out the images that do not decode instead of stopping on them."""
-    builder = DATASETS.get(name)
-    if builder is None:
-        close = difflib.get_close_matches(name.lower(), DATASETS, n=3, cutoff=0.4)
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise DatasetError(f"unknown data set {name!r}{hint}; registered are "
-                           f"{', '.join(sorted(DATASETS))}.")
-    return builder(root, **options)
+    return DATASETS.get(name)(root, **options)
 
 
 for _spec in layouts.BUILTIN:

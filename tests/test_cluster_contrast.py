@@ -14,6 +14,7 @@ from runs import run_dir, run_two_gloo_processes
 from runtime.checkpoint import CheckpointError, read_checkpoint
 from trainers import TrainingStopped, build_trainer, pseudo_labels
 from trainers.holdout import split_identities
+from trainers.hooks import Hook
 
 
 @pytest.fixture
@@ -54,6 +55,48 @@ def test_each_memory_trains_and_reclusters(cc_cfg, kind):
     epochs = [json.loads(line) for line in (run_dir(cfg) / "clusters.jsonl").read_text().splitlines()]
     assert [(e["epoch"], e["iteration"]) for e in epochs] == [(0, 0), (1, 3)]  # re-clustered at the boundary
     assert trainer.round.epoch == 1 and len(trainer.round.labels) == len(trainer.train_samples)
+
+
+class Recorder(Hook):
+    """Records what the loop called, and when."""
+    def __init__(self):
+        self.calls = []
+
+    def before_train(self, trainer):
+        self.calls.append(("before_train", trainer.iteration))
+
+    def before_epoch(self, trainer, epoch):
+        self.calls.append(("before_epoch", epoch, trainer.iteration, trainer.round.epoch))
+
+    def after_step(self, trainer, losses):
+        self.calls.append(("after_step", trainer.iteration))
+
+    def after_train(self, trainer):
+        self.calls.append(("after_train", trainer.iteration))
+
+
+def test_the_loop_calls_its_hooks_in_order_and_a_hook_reclusters(cc_cfg):
+    """Re-clustering and held-out choice are hooks that run before the run's own; a resumed run
+    enters its epoch once, with the checkpoint's clustering (the recorder comes after Recluster)."""
+    def run(trainer):
+        recorder = Recorder()
+        own = trainer.hooks()
+        trainer.hooks = lambda: [*own, recorder]
+        trainer.fit()
+        return recorder.calls, [type(h) for h in own]
+
+    cfg = cc_cfg("run.max_iter=4")
+    calls, kinds = run(no_test_evaluation(build_trainer(cfg, run_dir(cfg))))
+    assert kinds[:2] == [pseudo_labels.Recluster, pseudo_labels.HoldoutSelection]
+    assert calls == [("before_train", 0), ("before_epoch", 0, 0, 0), ("after_step", 1), ("after_step", 2),
+                     ("after_step", 3), ("before_epoch", 1, 3, 1), ("after_step", 4), ("after_train", 4)]
+    resumed = no_test_evaluation(build_trainer(cc_cfg("run.max_iter=6"), run_dir(cfg)))
+    resumed.load_checkpoint(run_dir(cfg) / "checkpoints" / "last.pt")
+    calls, _ = run(resumed)
+    assert calls == [("before_train", 4), ("before_epoch", 1, 4, 1), ("after_step", 5), ("after_step", 6),
+                     ("after_train", 6)]
+    epochs = [json.loads(line)["iteration"] for line in (run_dir(cfg) / "clusters.jsonl").read_text().splitlines()]
+    assert epochs == [0, 3]  # the resumed run did not cluster again
 
 
 def test_pseudo_label_batches_balance_identities_and_cameras(cc_cfg):
@@ -144,7 +187,7 @@ def test_holdout_split_and_bad_settings(cc_cfg):
         build_trainer(cc_cfg("memory.kind=cm_soft"), run_dir(cfg))
     too_few = build_trainer(cc_cfg("cluster.outliers=drop", "cluster.eps=0.01"), run_dir(cfg))
     with pytest.raises(TrainingStopped, match="raise cluster.eps"):
-        next(too_few.batches(0))
+        too_few.recluster(0)
 
 
 def _ddp_worker(cfg):

@@ -73,3 +73,26 @@ def test_saved_config_round_trips(tmp_path):
 def test_shipped_configs_load(name):
     from configs.loader import DEFAULTS_FILE
     load_config(DEFAULTS_FILE.parent / name)
+
+
+def test_registry_refuses_an_unknown_name_in_one_sentence_and_a_name_twice():
+    from configs.registry import Registry
+    from models.backbones import BACKBONES
+    from trainers import TRAINERS
+    from trainers.cluster_round import MEMORIES
+
+    kinds = Registry("widget", "model.widget")
+    kinds.register("round")(1)
+    kinds.add("square", 2)
+    assert kinds.get("square") == 2 and kinds.names() == ["round", "square"] and "round" in kinds
+    with pytest.raises(ConfigError, match=r"unknown widget 'rond' \(model.widget\) \(did you mean round\?\); "
+                                          r"choose one of round, square$"):
+        kinds.get("rond")
+    with pytest.raises(ValueError, match="registered twice"):
+        kinds.add("round", 3)
+    # every kind a config names comes from one: trainers, memories, backbones (data sets: test_datasets)
+    assert set(TRAINERS) == {"teacher", "dgnet", "cluster_contrast", "hmr", "gcl"}
+    assert set(MEMORIES) == {"cm", "cm_hard", "hybrid", "hybrid_instance", "cfl"}
+    assert set(BACKBONES) == {"resnet18", "resnet34", "resnet50", "resnet50_ibn_a"}
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet51'.*did you mean resnet50"):
+        BACKBONES.get("resnet51")

@@ -225,7 +225,7 @@ def test_unknown_name_suggests_close_one(tmp_path):
 
 
 def test_register_adds_a_builder_once(monkeypatch):
-    monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))  # restored afterwards
+    monkeypatch.setattr(registry.DATASETS, "_items", dict(registry.DATASETS._items))  # restored afterwards
     registry.register("probe")(lambda root, **options: (root, options))
     assert registry.build_dataset("probe", "here", x=1) == ("here", {"x": 1})
     with pytest.raises(ValueError, match="twice"):

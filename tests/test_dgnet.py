@@ -37,7 +37,7 @@ def dgnet_cfg(tmp_path):
 
     def make(*overrides):
         return load_config(None, [
-            "trainer=dgnet", "run.name=dgnet", "data.batch_size=2", "run.max_iter=4", "run.log_every=1",
+            "trainer=dgnet", "run.name=dgnet", "data.batch_size=8", "run.max_iter=4", "run.log_every=1",
             "run.checkpoint_every=2", f"dgnet.teacher={teacher_ckpt}", "dgnet.warm_iter=0",
             "dgnet.warm_teacher_iter=0", "dgnet.warm_scale=0.5", "gen.dim=4", "gen.mlp_dim=16", "gen.n_res=2",
             "dis.dim=4", "dis.n_res=1", "dgnet.stripes=2", "optim.lr=0.01", *common, *overrides])

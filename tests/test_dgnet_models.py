@@ -36,6 +36,27 @@ def test_contract_shapes_and_swap(net):
         assert [s.shape[-2:] for s in net.discriminator(out)] == [(16, 8), (8, 4), (4, 2)]
 
 
+def test_structure_map_at_half_resolution_keeps_the_layers():
+    """gen.downsample 1: the same weights' shapes (a checkpoint's layout does not say the stride), a map
+    twice as fine each way, images of the input's size; GCL's generator follows the same section."""
+    torch.manual_seed(0)
+    fine = build_dgnet(tiny_net_cfg("gen.downsample=1", "gen.mlp_input=code"), num_classes=5).eval()
+    coarse = build_dgnet(tiny_net_cfg(), num_classes=5)
+    assert {k: v.shape for k, v in fine.state_dict().items() if not k.startswith("decoder.mlp")} == \
+        {k: v.shape for k, v in coarse.state_dict().items() if not k.startswith("decoder.mlp")}
+    x = torch.randn(2, 3, 64, 32)
+    with torch.no_grad():
+        assert fine.encode_structure(x).shape == (2, 32, 32, 16)
+        assert fine.swap(x, x.flip(0)).shape == x.shape
+    from models.gcl import build_gcl
+    gcl = build_gcl(load_config(None, ["trainer=gcl", "model.backbone=resnet18", "gen.dim=4", "gen.mlp_dim=16",
+                                       "gen.n_res=2", "dis.dim=4", "dis.n_res=1", "gcl.stripes=2",
+                                       "gen.downsample=1", "gen.mlp_input=code"]))
+    assert gcl.structure.downsample == 1 and gcl.decoder.mlp_input == "code"
+    with pytest.raises(ValueError, match="gen.downsample must be 1 or 2"):
+        build_dgnet(tiny_net_cfg("gen.downsample=3"), num_classes=5)
+
+
 def test_state_round_trip_and_code_width_follows_the_backbone(net):
     again = build_dgnet_from_state(tiny_net_cfg(), net.state_dict()).eval()
     x = torch.randn(2, 3, 64, 32)

@@ -1,4 +1,6 @@
 """Training methods, chosen by the config's `trainer:` key."""
+from configs.registry import Registry
+
 from .base import Trainer, TrainingStopped
 from .teacher import TeacherTrainer
 from .dgnet import DGNetTrainer
@@ -6,14 +8,13 @@ from .cluster_contrast import ClusterContrastTrainer
 from .hmr import HMRTrainer
 from .gcl import GCLTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {t.name: t for t in (TeacherTrainer, DGNetTrainer, ClusterContrastTrainer, HMRTrainer,
-                                                          GCLTrainer)}
+TRAINERS: Registry[type[Trainer]] = Registry("trainer", "trainer")
+for _trainer in (TeacherTrainer, DGNetTrainer, ClusterContrastTrainer, HMRTrainer, GCLTrainer):
+    TRAINERS.add(_trainer.name, _trainer)
 
 
 def build_trainer(cfg, run_dir) -> Trainer:
-    if cfg.trainer not in TRAINERS:
-        raise ValueError(f"unknown trainer {cfg.trainer!r}; choose one of {', '.join(sorted(TRAINERS))}")
-    return TRAINERS[cfg.trainer](cfg, run_dir)
+    return TRAINERS.get(cfg.trainer)(cfg, run_dir)
 
 
 __all__ = ["Trainer", "TrainingStopped", "TRAINERS", "build_trainer"]

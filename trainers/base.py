@@ -1,13 +1,12 @@
 """The training loop every method shares: device, mixed precision, checkpoints, logging, progress,
 and data-parallel processes under `torchrun` (only rank 0 writes logs and checkpoints).
 
-A method subclasses `Trainer` and fills in `build`, `batches`, `train_step` and `evaluate`.
-It never parses the command line: it gets a resolved config and a run folder.
+A method subclasses `Trainer` and fills in `build`, `batches`, `train_step` and `evaluate`, and
+adds hooks (`trainers.hooks`) for what happens between steps. It never parses the command line:
+it gets a resolved config and a run folder.
 """
 from __future__ import annotations
 
-import json
-import math
 import random
 import signal
 import sys
@@ -27,6 +26,7 @@ from runtime.errors import TrainingInterrupted, TrainingStopped
 
 from . import distributed, rng
 from .cpu_memory import keep_freed_memory
+from .hooks import Hook, run_hooks
 from .stopping import StopSignals
 
 
@@ -41,6 +41,9 @@ class Trainer:
 
     name = "base"
     data = None  # the run's ReIDDataset, when `build` loads one
+    epoch_iters: int | None = None  # steps per epoch, for a method whose batches change between epochs
+    writer: SummaryWriter | None = None  # tensorboard, while `fit` runs (main process)
+    progress: tqdm | None = None  # the progress bar, while `fit` runs
 
     def __init__(self, cfg, run_dir: str | Path):
         self.cfg = cfg
@@ -70,7 +73,8 @@ class Trainer:
         raise NotImplementedError
 
     def batches(self, start: int) -> Iterator:
-        """Endless training batches, starting at batch number `start` (the iteration)."""
+        """Training batches from batch number `start` (the iteration) on: endless, or with `epoch_iters`
+        set the rest of the epoch that holds `start`. It only yields batches (no other state changes)."""
         raise NotImplementedError
 
     def train_step(self, batch) -> dict[str, float]:
@@ -168,50 +172,54 @@ class Trainer:
         rng.set_rng_state(state["rng"])
 
     # --- the loop --------------------------------------------------------------------------
+    def hooks(self) -> list[Hook]:
+        """What runs around the steps, in calling order (a method adds its own before the run's)."""
+        return run_hooks()
+
     def fit(self) -> list[dict[str, float]]:
         """Train to run.max_iter; returns the losses of every iteration run here.
 
+        Only the steps are here; everything around them is a hook (`hooks()`). A trainer with
+        `epoch_iters` gets a fresh batch stream for each epoch, after its hooks' `before_epoch`.
         SIGINT or SIGTERM (`TrainingInterrupted`) and an error loading a batch stop the run between
         steps with a checkpoint and a line saying how to resume; a non-finite loss stops it without."""
         run = self.cfg.run
         history = []
         distributed.broadcast_modules(self.modules.values())
-        main = self.is_main  # the other processes train and write nothing
-        writer = SummaryWriter(str(self.run_dir)) if main else None
+        hooks = [h for h in self.hooks() if self.is_main or not h.main_only]
+        self.writer = SummaryWriter(str(self.run_dir)) if self.is_main else None
         batches = None
         try:
             with StopSignals() as stop, tqdm(total=run.max_iter, initial=self.iteration, desc=self.name,
-                                             dynamic_ncols=True, mininterval=2.0, disable=not main) as bar:
-                batches = self.batches(self.iteration)  # after the handlers, which forked loader workers inherit
+                                             dynamic_ncols=True, mininterval=2.0, disable=not self.is_main) as bar:
+                self.progress = bar
+                for hook in hooks:
+                    hook.before_train(self)
                 while self.iteration < run.max_iter:
                     if distributed.any_process(stop.signum is not None, self.device):  # all stop at one step
                         signum = stop.signum or signal.SIGTERM  # None: the signal came to another process
                         raise TrainingInterrupted(self._save_for_resume(signal.Signals(signum).name), signum)
+                    if batches is None or (self.epoch_iters and self.iteration % self.epoch_iters == 0):
+                        batches = None  # the last epoch's loader workers stop before new ones start
+                        if self.epoch_iters:
+                            for hook in hooks:
+                                hook.before_epoch(self, self.iteration // self.epoch_iters)
+                        batches = self.batches(self.iteration)  # after the handlers, which forked workers inherit
                     for module in self.modules.values():
                         module.train()
                     losses = self.train_step(self._next_batch(batches, len(history)))
                     self.iteration += 1
                     history.append(losses)
                     bar.update(1)
-                    if not main:
-                        continue
-                    if self.iteration % run.log_every == 0 or self.iteration == run.max_iter:
-                        self._log(writer, losses)
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()})
-                    if self.iteration % run.checkpoint_every == 0 or self.iteration == 1:
-                        for tag, images in self.images().items():
-                            writer.add_images(tag, images, self.iteration)
-                    if self.iteration % run.checkpoint_every == 0 and self.iteration < run.max_iter:
-                        self.save_checkpoint()
-                    if run.eval_every and self.iteration % run.eval_every == 0 and self.iteration < run.max_iter:
-                        self._evaluate_and_log(writer)
-            if main:
-                self.save_checkpoint()
-                self._evaluate_and_log(writer)
+                    for hook in hooks:
+                        hook.after_step(self, losses)
+                for hook in hooks:
+                    hook.after_train(self)
         finally:
             del batches  # stops the loader's worker processes
-            if writer is not None:
-                writer.close()
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
             if self._owns_process_group:
                 torch.distributed.destroy_process_group()
                 self._owns_process_group = False
@@ -232,28 +240,3 @@ class Trainer:
             self.save_checkpoint()
         return (f"[{self.name}] {cause} stopped the run at iteration {self.iteration} of {self.cfg.run.max_iter}, "
                 f"saved; resume with: python train.py --resume {self.checkpoint_dir / 'last.pt'}")
-
-    def _log(self, writer: SummaryWriter, losses: dict[str, float]) -> None:
-        for key, value in losses.items():
-            writer.add_scalar(f"train/{key}", value, self.iteration)
-        for name, opt in self.optimizers.items():
-            for i, group in enumerate(opt.param_groups):
-                writer.add_scalar(f"lr/{name}_{i}", group["lr"], self.iteration)
-        if self.scaler.is_enabled():
-            writer.add_scalar("amp/skipped_steps", self.skipped_steps, self.iteration)
-            writer.add_scalar("amp/scale", self.scaler.get_scale(), self.iteration)
-
-    def _evaluate_and_log(self, writer: SummaryWriter) -> dict[str, float]:
-        results = self.evaluate()
-        for key, value in results.items():
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                writer.add_scalar(f"eval/{key}", value, self.iteration)
-        if results:
-            tqdm.write(f"[{self.name}] iteration {self.iteration}: " +
-                       ", ".join(f"{k} {v:.4f}" for k, v in results.items()))
-            record = {"iteration": self.iteration, **results}
-            if self.data is not None:
-                record["skipped_unreadable"] = len(self.data.unreadable)  # left out by data.skip_unreadable
-            with open(self.run_dir / "results.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-        return results

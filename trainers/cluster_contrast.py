@@ -3,9 +3,9 @@
 Each epoch of `cluster.iters` iterations starts by extracting features of the training images
 (no labels), clustering them (sparse k-reciprocal Jaccard distance + DBSCAN) and building the
 memory chosen by `memory.kind` from the clusters; the epoch then trains on identity-balanced,
-camera-aware batches of the pseudo labels. Epochs sit inside the shared iteration loop: the
-batch stream re-clusters whenever it crosses an epoch boundary, and the epoch's labels and
-memory are checkpointed, so a resumed run equals an uninterrupted one.
+camera-aware batches of the pseudo labels. Epochs sit inside the shared iteration loop: a hook
+re-clusters before each (`trainers.pseudo_labels.Recluster`), the batch stream is the epoch's,
+and the epoch's labels and memory are checkpointed, so a resumed run equals an uninterrupted one.
 
 Under torchrun every process extracts a share of the images and all of them cluster the
 gathered features, so labels and memories are identical everywhere; memory updates see the
@@ -62,6 +62,10 @@ class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
         self.optimizers = {"model": optimizer}
         self.schedulers = {"model": build_scheduler(optimizer, cfg.optim)}
         self.stateful = {"augment": self.augment, "round": self.round}
+        self.epoch_iters = cfg.cluster.iters
+
+    def embedding_network(self) -> nn.Module:
+        return self.model
 
     def _init_backbone(self, path: str) -> None:
         """Backbone weights from another run's checkpoint (same backbone and last stride)."""
@@ -76,18 +80,12 @@ class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
 
     # --- epochs ---------------------------------------------------------------------------
     def batches(self, start: int):
-        """Batches from iteration `start` on; each epoch begins with a clustering (a resumed
-        run re-uses its checkpoint's clustering for the rest of that epoch)."""
-        iters = self.cfg.cluster.iters
-        epoch, offset = divmod(start, iters)
-        while True:
-            if offset == 0 or self.round.epoch != epoch:
-                self.recluster(epoch)
-            dataset = UnlabeledDataset(self.train_samples, self.cfg.data.height, self.cfg.data.width)
-            loader = train_loader(dataset, self.cfg.data, self._epoch_seed(epoch), offset,
-                                  labels=self.round.labels.tolist(), pin_memory=self.device.type == "cuda")
-            yield from itertools.islice(loader, iters - offset)
-            epoch, offset = epoch + 1, 0
+        """The rest of the epoch that holds iteration `start`: PK batches of its pseudo labels."""
+        epoch, offset = divmod(start, self.epoch_iters)
+        dataset = UnlabeledDataset(self.train_samples, self.cfg.data.height, self.cfg.data.width)
+        loader = train_loader(dataset, self.cfg.data, self._epoch_seed(epoch), offset,
+                              labels=self.round.labels.tolist(), pin_memory=self.device.type == "cuda")
+        return itertools.islice(loader, self.epoch_iters - offset)
 
     def _epoch_seed(self, epoch: int) -> int:
         return self.cfg.run.seed * 100_000 + epoch
@@ -131,7 +129,6 @@ class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
         self.optimize(total, "model")
         self.round.memory.update(distributed.all_gather_rows(embedding.detach()),
                                  distributed.all_gather_rows(labels))
-        self._select_at_epoch_end(self.iteration + 1)
         return {"loss": total.item(), **{k: v.item() for k, v in losses.items()}}
 
     def _central_losses(self, losses: dict, embedding, feature_map, index) -> torch.Tensor:
@@ -147,7 +144,3 @@ class ClusterContrastTrainer(ReIDNetRun, PseudoLabelTrainer):
         losses["image"] = image_loss(views["image"], index, self.round.central["image"].central,
                                      margin=cfl.image_margin)
         return cfl.patch_weight * losses["patch"] + cfl.image_weight * losses["image"]
-
-    # --- best-model selection and evaluation ---------------------------------------------
-    def _select_at_epoch_end(self, done: int) -> None:
-        self.round.best = self.select_on_holdout(done, self.model.embed, self.model, self.round.best)

@@ -7,46 +7,50 @@ stored tensors rather than filling an existing one.
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
+
+from configs.registry import Registry
 
 from .memories import CentralFeatureMemory, ClusterMemory, HybridMemory, InstanceHybridMemory
 
-MEMORY_KINDS = ("cm", "cm_hard", "hybrid", "hybrid_instance", "cfl")
+
+
+class MemoryKind(NamedTuple):
+    """A `memory.kind`: the memory its clusters fill, and the constructor arguments it adds to the
+    shared ones (temperature, momentum, label smoothing) from the `memory` section and data.instances."""
+    memory: type
+    options: Callable[[object, int], dict]
+
+
+MEMORIES: Registry[MemoryKind] = Registry("memory", "memory.kind")
+MEMORIES.add("cm", MemoryKind(ClusterMemory, lambda memory_cfg, instances: {"mode": "mean"}))
+MEMORIES.add("cm_hard", MemoryKind(ClusterMemory, lambda memory_cfg, instances: {"mode": "hard"}))
+MEMORIES.add("cfl", MemoryKind(ClusterMemory, lambda memory_cfg, instances: {"mode": "mean"}))  # CFL's clusters
+MEMORIES.add("hybrid", MemoryKind(HybridMemory, lambda memory_cfg, instances: {"hard_weight": memory_cfg.hard_weight}))
+MEMORIES.add("hybrid_instance", MemoryKind(  # one slot per PK instance, as HHCL sizes it
+    InstanceHybridMemory, lambda memory_cfg, instances: {"hard_weight": memory_cfg.hard_weight,
+                                                          "num_instances": instances}))
 
 
 def memory_options(memory_cfg, instances: int) -> dict:
     """Constructor arguments of the configured memory (`memory` config section)."""
-    kind = memory_cfg.kind
-    if kind not in MEMORY_KINDS:
-        raise ValueError(f"unknown memory.kind {kind!r}; choose one of {', '.join(MEMORY_KINDS)}")
-    options = {"temperature": memory_cfg.temperature, "momentum": memory_cfg.momentum,
-               "label_smoothing": memory_cfg.label_smoothing}
-    if kind in ("cm", "cm_hard", "cfl"):  # CFL's clusters use Cluster Contrast's memory
-        options["mode"] = "hard" if kind == "cm_hard" else "mean"
-    else:
-        options["hard_weight"] = memory_cfg.hard_weight
-    if kind == "hybrid_instance":
-        options["num_instances"] = instances  # one slot per PK instance, as HHCL sizes it
-    return options
+    shared = {"temperature": memory_cfg.temperature, "momentum": memory_cfg.momentum,
+              "label_smoothing": memory_cfg.label_smoothing}
+    return {**shared, **MEMORIES.get(memory_cfg.kind).options(memory_cfg, instances)}
 
 
 def build_memory(kind: str, features: torch.Tensor, labels: torch.Tensor, options: dict,
                  generator: torch.Generator):
-    """A fresh memory of kind `kind` over the clusters `labels` (-1: not clustered) of `features`."""
-    if kind == "hybrid_instance":
-        return InstanceHybridMemory.from_clusters(features, labels, generator=generator, **options)
-    return (HybridMemory if kind == "hybrid" else ClusterMemory).from_clusters(features, labels, **options)
+    """A fresh memory of kind `kind` over the clusters `labels` (-1: not clustered) of `features`;
+    `generator` draws what the kind draws at random (the instance slots)."""
+    return MEMORIES.get(kind).memory.from_clusters(features, labels, generator=generator, **options)
 
 
 def restore_memory(kind: str, state: dict, options: dict):
     """The memory whose `state_dict()` is `state`."""
-    if kind == "hybrid_instance":
-        options = {k: v for k, v in options.items() if k != "num_instances"}
-        memory = InstanceHybridMemory(state["centroid.centroids"], state["instances"], **options)
-    elif kind == "hybrid":
-        memory = HybridMemory(state["mean.centroids"], **options)
-    else:
-        memory = ClusterMemory(state["centroids"], **options)
+    memory = MEMORIES.get(kind).memory.from_state(state, **options)
     memory.load_state_dict(state)
     return memory
 

@@ -1,7 +1,8 @@
 """`trainer: dgnet` — DG-Net: joint discriminative and generative re-ID learning (Zheng et al., CVPR 2019).
 
-Each iteration loads B identity pairs for side a and B for side b (all 2B identities distinct), with a
-positive (another image of the same person) for each. The generator re-draws every image from its
+Each iteration loads B identities for side a and B for side b (all 2B distinct), each with a positive
+(another image of the same person): data.batch_size = 4B images, as for every trainer the images of
+one step. The generator re-draws every image from its
 structure and its own, its positive's, and the other side's appearance code; the discriminator is
 stepped on those cross-identity images, then the generator and the appearance encoder together.
 
@@ -50,9 +51,13 @@ class DGNetTrainer(Trainer):
         except DatasetError as e:
             raise DatasetError(f"{e} (to try DG-Net without it: configs/synthetic-dgnet.yaml)") from None
         self.num_classes = self.data.num_train_pids
-        if self.num_classes < 2 * cfg.data.batch_size:
-            raise ConfigError(f"a DG-Net batch needs {2 * cfg.data.batch_size} identities (data.batch_size "
-                              f"{cfg.data.batch_size} on each side) but the data have {self.num_classes}")
+        if cfg.data.batch_size % (2 * SIDES) or cfg.data.batch_size <= 0:
+            raise ConfigError(f"data.batch_size is {cfg.data.batch_size}; a DG-Net batch is a multiple of 4 images "
+                              f"(identities on sides a and b, each with a positive; the paper's 8 a side: 32)")
+        per_side = cfg.data.batch_size // (2 * SIDES)
+        if self.num_classes < SIDES * per_side:
+            raise ConfigError(f"a DG-Net batch of {cfg.data.batch_size} images needs {SIDES * per_side} "
+                              f"identities ({per_side} on each side) but the data have {self.num_classes}")
         self.net = build_dgnet(cfg, self.num_classes).to(self.device)
         needs_teacher = d.teacher_style in ("soft", "one_hot", "two_label")
         teacher = load_teacher(d.teacher, self.num_classes, self.device) if needs_teacher or d.init_from_teacher \
@@ -80,8 +85,8 @@ class DGNetTrainer(Trainer):
 
     def batches(self, start: int):
         cfg = self.cfg
-        # 2B identities × 2 images: anchor and positive of each, a's identities then b's.
-        data_cfg = Config({**cfg.data.to_dict(), "batch_size": 4 * cfg.data.batch_size, "instances": 2})
+        # data.batch_size = 4B images: 2B identities × 2 (anchor and positive), a's identities then b's.
+        data_cfg = Config({**cfg.data.to_dict(), "instances": 2})
         dataset = ImageDataset(self.data.train, cfg.data.height, cfg.data.width)
         return iter(train_loader(dataset, data_cfg, cfg.run.seed, start, pin_memory=self.device.type == "cuda"))
 

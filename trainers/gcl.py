@@ -125,6 +125,7 @@ class GCLTrainer(PseudoLabelTrainer):
         self.round = ViewRound(cfg.run.seed, memory_options, self.device)
         self.modules = {"gcl": self.net}
         self.stateful = {"round": self.round}
+        self.epoch_iters = cfg.cluster.iters if self.stage3 else None  # stage 3 re-clusters (a hook) each epoch
         self._test_items = None
 
     def _init_from(self, path) -> None:
@@ -154,27 +155,23 @@ class GCLTrainer(PseudoLabelTrainer):
                           f"(run stage 2 first and start from its checkpoint)", stacklevel=2)
 
     # --- batches ----------------------------------------------------------------------------
+    def embedding_network(self) -> nn.Module:
+        return self.net
+
     def batches(self, start: int):
-        """Stage 2: shuffled batches of every training image. Stage 3: epochs of `cluster.iters`
-        batches of the clustered images, each epoch after a clustering (a resumed run keeps its
-        checkpoint's clustering for the rest of the epoch)."""
+        """Stage 2: endless shuffled batches of every training image. Stage 3: the rest of the epoch
+        that holds iteration `start`, shuffled batches of the images its clustering kept."""
         cfg = self.cfg
         pin = self.device.type == "cuda"
         if not self.stage3:
             dataset = RenderedImages(self.train_samples, self.renders.paths, cfg.data.height, cfg.data.width)
-            yield from train_loader(dataset, cfg.data, cfg.run.seed, start, pin_memory=pin)
-            return
-        iters = cfg.cluster.iters
-        epoch, offset = divmod(start, iters)
-        while True:
-            if offset == 0 or self.round.epoch != epoch:
-                self.recluster(epoch)
-            slots = torch.nonzero(self.round.memory.labels >= 0).flatten().tolist()
-            dataset = RenderedImages([self.train_samples[i] for i in slots], self.renders.paths, cfg.data.height,
-                                     cfg.data.width, slots=slots)
-            loader = train_loader(dataset, cfg.data, cfg.run.seed * 100_000 + epoch, offset, pin_memory=pin)
-            yield from itertools.islice(loader, iters - offset)
-            epoch, offset = epoch + 1, 0
+            return iter(train_loader(dataset, cfg.data, cfg.run.seed, start, pin_memory=pin))
+        epoch, offset = divmod(start, self.epoch_iters)
+        slots = torch.nonzero(self.round.memory.labels >= 0).flatten().tolist()
+        dataset = RenderedImages([self.train_samples[i] for i in slots], self.renders.paths, cfg.data.height,
+                                 cfg.data.width, slots=slots)
+        loader = train_loader(dataset, cfg.data, cfg.run.seed * 100_000 + epoch, offset, pin_memory=pin)
+        return itertools.islice(loader, self.epoch_iters - offset)
 
     @torch.no_grad()
     def recluster(self, epoch: int) -> None:
@@ -244,7 +241,6 @@ class GCLTrainer(PseudoLabelTrainer):
         if self.stage3:
             self.round.memory.update(distributed.all_gather_rows(encoded.embedding.detach().float()),
                                      distributed.all_gather_rows(slots))
-            self.round.best = self.select_on_holdout(self.iteration + 1, self.net.embed, net, self.round.best)
 
         self._last = {"real": real, "own": own, "recon": recon.detach(), "novel_render": novel_render,
                       "novel": novel.detach(), "cycle": cycle.detach()}

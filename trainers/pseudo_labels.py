@@ -21,12 +21,46 @@ from runtime import checkpoint
 
 from . import distributed
 from .base import Trainer
+from .hooks import Hook
 from .holdout import split_identities
+
+
+class Recluster(Hook):
+    """Each epoch starts with a clustering (`trainer.recluster`); a run resumed inside an epoch keeps
+    its checkpoint's clustering (`trainer.round`) for the rest of it. In every process: all of them
+    extract a share of the features and cluster the whole."""
+
+    main_only = False
+
+    def before_epoch(self, trainer, epoch):
+        if trainer.iteration % trainer.epoch_iters == 0 or trainer.round.epoch != epoch:
+            trainer.recluster(epoch)
+
+
+class HoldoutSelection(Hook):
+    """After every `cluster.select_every`-th epoch: the held-out identities' mAP, the best weights to
+    checkpoints/best.pt (`select_on_holdout`), the best score kept in `trainer.round.best`."""
+
+    def after_step(self, trainer, losses):
+        trainer.round.best = trainer.select_on_holdout(trainer.iteration, trainer.round.best)
 
 
 class PseudoLabelTrainer(Trainer):
     """A trainer over `self.train_samples` (the training set less `cluster.holdout_ids`
-    identities, which form `self.holdout`); call `load_training_set` in `build`."""
+    identities, which form `self.holdout`); call `load_training_set` in `build`. With epochs
+    (`epoch_iters`), it re-clusters at each (`recluster`) and picks its best epoch on the held-out
+    identities; `round` holds the epoch's clustering and the best score."""
+
+    def embedding_network(self) -> torch.nn.Module:
+        """The network whose `embed` is clustered and scored on the held-out identities."""
+        raise NotImplementedError
+
+    def recluster(self, epoch: int) -> None:
+        raise NotImplementedError
+
+    def hooks(self) -> list[Hook]:
+        epochs = [Recluster(), HoldoutSelection()] if self.epoch_iters else []
+        return epochs + super().hooks()
 
     def load_training_set(self) -> None:
         cfg = self.cfg
@@ -66,17 +100,17 @@ class PseudoLabelTrainer(Trainer):
                 f.write(json.dumps({"iteration": self.iteration, "epoch": epoch, **record}) + "\n")
         return clusters
 
-    def select_on_holdout(self, done: int, embed: Callable[[torch.Tensor], torch.Tensor],
-                          model: torch.nn.Module, best: float) -> float:
+    def select_on_holdout(self, done: int, best: float) -> float:
         """After every `cluster.select_every`-th epoch of `cluster.iters` iterations (`done`
-        iterations so far), score `embed` on the held-out identities and keep the best weights
-        in checkpoints/best.pt (main process only). Returns the best score so far."""
+        iterations so far), score the embedding network on the held-out identities and keep the best
+        weights in checkpoints/best.pt (main process only). Returns the best score so far."""
         c = self.cfg.cluster
         if not (self.holdout.query and self.is_main and done % (c.iters * c.select_every) == 0):
             return best
+        model = self.embedding_network()
         training = model.training
         model.eval()
-        score = evaluate_embedding(embed, self.holdout, self.cfg.data, self.device,
+        score = evaluate_embedding(model.embed, self.holdout, self.cfg.data, self.device,
                                    flip=self.cfg.test.flip, autocast_dtype=self.amp_dtype)["mAP"]
         model.train(training)
         better = score > best

@@ -10,7 +10,7 @@ import torch
 
 @torch.no_grad()
 def encode(model, images: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Structure maps (N, C_s, H/4, W/4) and appearance codes (N, C, S) of `images`."""
+    """Structure maps (N, C_s, H/f, W/f) and appearance codes (N, C, S) of `images`."""
     structures, codes = [], []
     for chunk in images.split(batch_size):
         structures.append(model.encode_structure(chunk))

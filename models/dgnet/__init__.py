@@ -13,7 +13,8 @@ Contract (what the trainer, the visual tools and the generation metrics rely on)
   ``discriminator``, and methods
     ``encode_appearance(x)``  → ``AppearanceOutput`` whose ``.code`` is (B, C, S): C = the backbone's
                                width (2048 for ResNet-50, 512 for ResNet-18/34), S = stripes;
-    ``encode_structure(x)``   → (B, 128, H/4, W/4) for gen.dim 16 (8·gen.dim channels); converts to grey;
+    ``encode_structure(x)``   → (B, 128, H/4, W/4) for gen.dim 16 (8·gen.dim channels; H/2, W/2 with
+                               gen.downsample 1); converts to grey;
     ``decode(structure, code, index=None)`` → images (B, 3, H, W); with ``index`` item i draws
                                ``structure[index[i]]`` (one map with several codes shares its first convolution);
     ``swap(structure_images, appearance_images)`` = decode(encode_structure(s), encode_appearance(a).code).
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 from .appearance import AppearanceEncoder, AppearanceOutput
-from ..generative import Decoder, MultiScaleDiscriminator, StructureEncoder, to_grey
+from ..generative import Decoder, MultiScaleDiscriminator, StructureEncoder, build_generator, to_grey
 
 
 class DGNet(nn.Module):
@@ -62,9 +63,7 @@ def build_dgnet(cfg, num_classes: int, pretrained=None) -> DGNet:
     pretrained = m.pretrained if pretrained is None else pretrained
     appearance = AppearanceEncoder(num_classes, m.backbone, m.last_stride, pretrained, cfg.dgnet.stripes,
                                    m.embed_dim, m.dropout, cfg.dgnet.fine_dropout)
-    structure = StructureEncoder(gen.dim, gen.n_res)
-    decoder = Decoder(structure.out_channels, appearance.code_dim, cfg.dgnet.stripes, gen.mlp_dim, gen.n_res,
-                      gen.mlp_norm, gen.mlp_input)
+    structure, decoder = build_generator(gen, appearance.code_dim, cfg.dgnet.stripes)
     return DGNet(appearance, structure, decoder, MultiScaleDiscriminator(dis.dim, dis.n_layer, dis.n_res,
                                                                          dis.num_scales))
 

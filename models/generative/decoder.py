@@ -8,7 +8,8 @@ from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming
 
 
 class Decoder(nn.Module):
-    """`n_res` AdaIN residual blocks → 2 × (nearest upsample ×2 + 5×5 conv fused, layer norm) → convs to RGB.
+    """`n_res` AdaIN residual blocks → 2 × (5×5 conv, layer norm; the first `upsample` of them after a
+    nearest ×2 upsampling, fused) → convs to RGB. `upsample` matches the structure encoder's `downsample`.
 
     The AdaIN scales and biases of the 2·n_res norms come from the appearance code (B, C, S) through
     2·S MLPs, one for scales and one for biases per share of the parameters (with the paper's
@@ -20,7 +21,7 @@ class Decoder(nn.Module):
     MLP_INPUTS = ("stripe", "code")
 
     def __init__(self, dim: int, code_dim: int, stripes: int, mlp_dim: int = 512, n_res: int = 4,
-                 mlp_norm: str = "none", mlp_input: str = "stripe"):
+                 mlp_norm: str = "none", mlp_input: str = "stripe", upsample: int = 2):
         super().__init__()
         per_kind = 2 * n_res * dim  # scales (or biases) for all AdaIN layers
         if per_kind % stripes:
@@ -34,8 +35,8 @@ class Decoder(nn.Module):
         self.mlp = GroupedMLP(2 * stripes, [width, mlp_dim, mlp_dim, per_kind // stripes], mlp_norm)
         self.blocks = nn.ModuleList([AdaINResBlock(dim) for _ in range(n_res)])
         self.upsample = nn.Sequential(
-            conv(dim, dim // 2, 5, norm="ln", upsample=True),
-            conv(dim // 2, dim // 4, 5, norm="ln", upsample=True),
+            conv(dim, dim // 2, 5, norm="ln", upsample=upsample >= 1),
+            conv(dim // 2, dim // 4, 5, norm="ln", upsample=upsample >= 2),
             conv(dim // 4, dim // 4, 3), conv(dim // 4, dim // 4, 3),
             PointwiseConv(dim // 4, 3))
         init_kaiming(self)

@@ -1,4 +1,5 @@
-"""Structure encoder: the grey image → a 128-channel map at 1/4 resolution (body pose and layout)."""
+"""Structure encoder: the grey image → a 128-channel map at 1/4 resolution (body pose and layout), or at
+1/2 with one stride-2 stage fewer."""
 from __future__ import annotations
 
 import torch
@@ -31,21 +32,27 @@ class ASPP(nn.Module):
 
 
 class StructureEncoder(nn.Module):
-    """grey image → stride-2 convs to 1/4 (dim → 2·dim → 4·dim channels) → `n_res` residual blocks with
-    instance norm → ASPP → 8·dim channels (128 for the paper's dim 16)."""
+    """grey image → convs to 1/2**downsample (dim → 2·dim → 4·dim channels; the paper: 2 stride-2 stages,
+    to 1/4) → `n_res` residual blocks with instance norm → ASPP → 8·dim channels (128 for the paper's dim 16).
+    `downsample` 1 keeps the same layers with the second stage at stride 1: a map twice as fine each way."""
 
-    def __init__(self, dim: int = 16, n_res: int = 4):
+    DOWNSAMPLES = (1, 2)
+
+    def __init__(self, dim: int = 16, n_res: int = 4, downsample: int = 2):
         super().__init__()
+        if downsample not in self.DOWNSAMPLES:
+            raise ValueError(f"gen.downsample must be 1 or 2 (stride-2 stages of the structure encoder), got {downsample!r}")
+        self.downsample = downsample
         self.net = nn.Sequential(
             conv(1, dim, 3, stride=2, norm="in"),
             conv(dim, 2 * dim, 3, norm="in"),
             conv(2 * dim, 2 * dim, 3, norm="in"),
-            conv(2 * dim, 4 * dim, 3, stride=2, norm="in"),
+            conv(2 * dim, 4 * dim, 3, stride=downsample, norm="in"),
             *[ResBlock(4 * dim, "in") for _ in range(n_res)],
             ASPP(4 * dim))
         self.out_channels = 8 * dim
         init_kaiming(self)
 
     def forward(self, images):
-        """Normalised RGB images (B, 3, H, W) → (B, 8·dim, H/4, W/4)."""
+        """Normalised RGB images (B, 3, H, W) → (B, 8·dim, H/f, W/f), f = 2**downsample."""
         return self.net(to_grey(images))

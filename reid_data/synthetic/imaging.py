@@ -162,7 +162,6 @@ class Imager:
         default light, on black, without background or degradations."""
         if verts is None:
             verts, _ = self.pose(appearances, records)
-        B = len(records)
         s = self.supersample
         hr, wr = self.height * s, self.width * s
         camera = self.camera(records, float(s))

@@ -36,8 +36,14 @@ class ClusterMemory(Memory):
         self.register_buffer("centroids", F.normalize(centroids.detach().float(), dim=1))
 
     @classmethod
-    def from_clusters(cls, features, labels, **kwargs):
+    def from_clusters(cls, features, labels, generator=None, **kwargs):
+        """Centroids of the clusters (nothing is drawn at random: `generator` is unused)."""
         return cls(cluster_centroids(features, labels), **kwargs)
+
+    @classmethod
+    def from_state(cls, state, **kwargs):
+        """A memory of the shape `state` holds (load it next)."""
+        return cls(state["centroids"], **kwargs)
 
     def logits(self, features):
         return F.normalize(features, dim=1) @ self.centroids.T / self.temperature

@@ -22,8 +22,14 @@ class HybridMemory(Memory):
                                               label_smoothing) for mode in ("hard", "mean"))
 
     @classmethod
-    def from_clusters(cls, features, labels, **kwargs):
+    def from_clusters(cls, features, labels, generator=None, **kwargs):
+        """Both parts start at the clusters' centroids (nothing is drawn: `generator` is unused)."""
         return cls(cluster_centroids(features, labels), **kwargs)
+
+    @classmethod
+    def from_state(cls, state, **kwargs):
+        """A memory of the shape `state` holds (load it next)."""
+        return cls(state["mean.centroids"], **kwargs)
 
     def loss(self, features, labels):
         return (self.hard_weight * self.hard.loss(features, labels)
@@ -68,6 +74,11 @@ class InstanceHybridMemory(Memory):
         starts = counts.cumsum(0) - counts
         draw = (torch.rand(num_instances, len(centroids), generator=generator) * counts).long()
         return cls(centroids, features[members[starts + draw]], **kwargs)
+
+    @classmethod
+    def from_state(cls, state, num_instances=None, **kwargs):
+        """A memory of the shape `state` holds (load it next); its slot count is the state's."""
+        return cls(state["centroid.centroids"], state["instances"], **kwargs)
 
     def hard_logits(self, features, labels):
         k, num, dims = self.instances.shape
