@@ -9,7 +9,7 @@ from pathlib import Path
 from configs.loader import load_config, save_config
 from trainers import build_trainer
 from runtime.checkpoint import read_checkpoint
-from runtime.errors import exit_on_user_error
+from configs.errors import command
 
 
 def parse_args(argv=None):
@@ -24,6 +24,7 @@ def parse_args(argv=None):
     return args
 
 
+@command
 def main(argv=None):
     args = parse_args(argv)
     if args.config:
@@ -42,4 +43,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -13,12 +13,14 @@ from typing import Any, Iterable
 
 import yaml
 
+from .errors import UserError
+
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
 # Keys that take either a flag or a path (`pretrained: true` or `pretrained: weights/x.pth`).
 FLAG_OR_PATH_KEYS = {"model.pretrained"}
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override the user wrote is wrong; the message says what and where."""
 
 

@@ -43,6 +43,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from configs.errors import UserError
+
 from mesh import body_shape as bs
 
 BODY_VERSION = "1"
@@ -346,7 +348,7 @@ def builtin_body_path() -> Path:
 # ---------------------------------------------------------------------------------------------
 # Loading.
 
-class BodyModelError(RuntimeError):
+class BodyModelError(UserError, RuntimeError):
     """A body model file that cannot be used as it is (the message says what to do)."""
 
 

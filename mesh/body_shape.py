@@ -545,7 +545,6 @@ def surface_nets(field, xs, ys, zs):
         for da in (0, 1):
             for db in (0, 1):
                 src = [slice(None)] * 3
-                dst = [slice(None)] * 3
                 n_a, n_b = active.shape[others[0]], active.shape[others[1]]
                 src[others[0]] = slice(da, da + n_a)
                 src[others[1]] = slice(db, db + n_b)

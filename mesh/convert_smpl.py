@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from configs.errors import UserError, command
 
 
 class ChumpyStandIn:
@@ -80,24 +81,24 @@ def convert(src, dst) -> dict:
     return out
 
 
-def main(argv=None) -> int:
+@command
+def main(argv=None) -> dict:
+    """Converts the file; returns the plain arrays written."""
     ap = argparse.ArgumentParser(prog="python -m mesh.convert_smpl",
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("src", help="SMPL model pickle as released (chumpy inside)")
     ap.add_argument("dst", help="where to write the plain-numpy pickle")
     args = ap.parse_args(argv)
     if not Path(args.src).is_file():
-        print(f"convert_smpl: {args.src} not found", file=sys.stderr)
-        return 2
+        raise UserError(f"{args.src} not found: pass the SMPL model pickle as released")
     try:
         out = convert(args.src, args.dst)
     except (ValueError, pickle.UnpicklingError) as exc:
-        print(f"convert_smpl: {args.src}: {exc}", file=sys.stderr)
-        return 1
+        raise UserError(f"{args.src}: {exc}") from None
     shapes = ", ".join(f"{k} {v.shape}" for k, v in out.items() if isinstance(v, np.ndarray))
     print(f"wrote {args.dst}: {shapes}")
-    return 0
+    return out
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main.cli()

@@ -31,7 +31,7 @@ from reid_data.image import read_image
 from reid_data.loader import loader_workers
 from reid_data.transforms import normalize
 from runtime.device import resolve_device
-from runtime.errors import exit_on_user_error
+from configs.errors import command
 
 from .body_model import load_body_model
 from .renders import ANGLES, angle_folder, render_path, render_splits
@@ -116,6 +116,7 @@ def write_views(views, dataset, out, batch_size: int, workers: int) -> int:
     return count
 
 
+@command
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m mesh.precompute",
                                 description=__doc__.split("\n")[0])
@@ -141,4 +142,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import torch
 
+from configs.errors import UserError
 
-class WeightsError(RuntimeError):
+
+class WeightsError(UserError, RuntimeError):
     """A weight file is missing, unreachable or does not fit the model."""
 
 

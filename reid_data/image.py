@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from PIL import Image
 
+from configs.errors import UserError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class ImageReadError(OSError):
+class ImageReadError(UserError, OSError):
     """An image file is missing, unreadable or corrupt; the message names it."""
 
 

@@ -13,9 +13,10 @@ import argparse
 import filecmp
 import os
 import shutil
-import sys
 
 from tqdm import tqdm
+
+from configs.errors import command
 
 from .layouts import MARKET_NAMES
 from .records import DatasetError, Sample, hold_out_first
@@ -95,7 +96,9 @@ def prepare(src: str, dataset: str, dst: str | None = None, link: bool = False) 
     return {**counts, "written": len(todo), "skipped": skipped, "output": out}
 
 
-def main(argv: list[str] | None = None) -> int:
+@command
+def main(argv: list[str] | None = None) -> dict:
+    """Converts the data set; returns (and prints) the counts and the output folder."""
     parser = argparse.ArgumentParser(
         prog="python -m reid_data.prepare",
         description="Convert a re-ID data set into DG-Net's per-identity pytorch/ layout.")
@@ -105,17 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dst", help="where pytorch/ is written (default: the data set's folder)")
     parser.add_argument("--link", action="store_true", help="hard-link instead of copying")
     args = parser.parse_args(argv)
-    try:
-        counts = prepare(args.src, args.dataset, args.dst, args.link)
-    except DatasetError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    out = counts.pop("output")
+    counts = prepare(args.src, args.dataset, args.dst, args.link)
     for key, value in counts.items():
-        print(f"{key:<12} {value}")
-    print(f"wrote {out}")
-    return 0
+        if key != "output":
+            print(f"{key:<12} {value}")
+    print(f"wrote {counts['output']}")
+    return counts
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main.cli()

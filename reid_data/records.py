@@ -4,12 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from configs.errors import UserError
+
 JUNK_PID = -1        # bad detections: kept in the gallery, the metric drops them
 DISTRACTOR_PID = 0   # people outside the benchmark (Market-style layouts): plain gallery images
 TRAIN_SPLITS = ("train_all", "train")
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A data set is missing or malformed; the message says which folder and how to fix it."""
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from configs.errors import UserError
 from configs.loader import load_config
 from reid_data import build_dataset
 
@@ -27,7 +28,7 @@ from .device import resolve_device
 REQUIRED_KEYS = ("trainer", "config", "modules")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file is missing, damaged, not ours or cannot be written; the message says which and why."""
 
 

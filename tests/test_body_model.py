@@ -12,7 +12,7 @@ import torch
 
 from mesh import body_model as bm
 from mesh import body_shape as bs
-from mesh.convert_smpl import convert, main as convert_main
+from mesh.convert_smpl import main as convert_main
 from mesh.rotation import (axis_angle_to_matrix, body_center, matrix_to_axis_angle,
                            rotate_about_vertical, rotate_body, yaw_matrix, yaw_smpl_params)
 
@@ -313,7 +313,7 @@ def test_chumpy_file_gets_a_clear_error(chumpy_file):
 
 def test_convert_smpl_rewrites_chumpy_as_plain_numpy(chumpy_file, tmp_path, data, capsys):
     out = tmp_path / "converted" / "SMPL_NEUTRAL.pkl"
-    assert convert_main([str(chumpy_file), str(out)]) == 0
+    convert_main([str(chumpy_file), str(out)])
     assert "wrote" in capsys.readouterr().out
     assert b"chumpy" not in out.read_bytes()
     with open(out, "rb") as fh:
@@ -329,9 +329,11 @@ def test_convert_smpl_rewrites_chumpy_as_plain_numpy(chumpy_file, tmp_path, data
         np.testing.assert_allclose(model().vertices.numpy(), ours.numpy(), atol=1e-5)
 
 
-def test_convert_smpl_cli_reports_a_missing_input(tmp_path, capsys):
-    assert convert_main([str(tmp_path / "none.pkl"), str(tmp_path / "out.pkl")]) == 2
-    assert "not found" in capsys.readouterr().err
+def test_convert_smpl_cli_reports_a_missing_input(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["convert_smpl", str(tmp_path / "none.pkl"), str(tmp_path / "out.pkl")])
+    with pytest.raises(SystemExit) as exit_:
+        convert_main.cli()
+    assert exit_.value.code == 2 and "not found" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------

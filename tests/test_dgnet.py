@@ -14,7 +14,7 @@ from models.dgnet import AppearanceEncoder
 from reid_data import DatasetError
 from runs import fake_native_bfloat16, run_dir, run_two_gloo_processes
 from runtime.checkpoint import CheckpointError, read_checkpoint
-from runtime.errors import USER_ERRORS
+from configs.errors import UserError
 from trainers import TrainingStopped, build_trainer
 import trainers.base
 from trainers.dgnet import clean_codes
@@ -154,7 +154,7 @@ def test_missing_teacher_and_missing_market_are_one_sentence(dgnet_cfg, monkeypa
     with pytest.raises(CheckpointError, match=r"needs a teacher checkpoint but dgnet.teacher \(.*nowhere.pt\) "
                                               r"does not exist; train one first") as err:
         build_trainer(dgnet_cfg(f"dgnet.teacher={tmp_path / 'nowhere.pt'}"), tmp_path / "run")
-    assert isinstance(err.value, USER_ERRORS) and "\n" not in str(err.value)
+    assert isinstance(err.value, UserError) and "\n" not in str(err.value)
     fp16 = load_config(REPO / "configs" / "latest-fp16.yaml", [f"data.root={tmp_path / 'empty'}", "run.device=cpu"])
     plain = load_config(REPO / "configs" / "latest.yaml", [f"data.root={tmp_path / 'empty'}", "run.device=cpu"])
     assert {**fp16.to_dict(), "run": None} == {**plain.to_dict(), "run": None}
@@ -260,7 +260,7 @@ def test_evaluations_score_swaps_against_the_worlds_truth(dgnet_cfg, tiny_world_
 
 
 def test_evaluating_a_checkpoint_builds_no_trainer_optimizer_or_teacher(dgnet_cfg, monkeypatch, tmp_path):
-    """reid_eval/test.py rebuilds the network from the checkpoint alone and scores it as the run did."""
+    """reid_eval/evaluate_checkpoint.py rebuilds the network from the checkpoint alone and scores it as the run did."""
     from reid_eval import test as evaluation
     cfg = dgnet_cfg()
     trainer = build_trainer(cfg, run_dir(cfg))

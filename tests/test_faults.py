@@ -23,7 +23,7 @@ from reid_data.synthetic.ground_truth import WorldGroundTruth
 from runs import run_dir
 from runtime import checkpoint
 from runtime.checkpoint import CheckpointError, read_checkpoint
-from runtime.errors import exit_on_user_error
+from configs.errors import exit_on_user_error
 import train
 from trainers import build_trainer
 

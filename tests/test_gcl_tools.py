@@ -20,11 +20,11 @@ from models.gcl import build_gcl
 from reid_data import DatasetError, build_dataset, denormalize, load_resized, normalize
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_eval.generation import LPIPSDistance, ssim
-from reid_eval.generation.rotation import novel_views, rotated_view_scores, true_views, view_scores
+from reid_eval.generation.views import novel_views, rotated_view_scores, true_views, view_scores
 from runtime import checkpoint
 from runtime.checkpoint import CheckpointError
-from runtime.errors import exit_on_user_error
-from visual_tools import common, generate_views, rotation, rotation_metrics
+from configs.errors import exit_on_user_error
+from visual_tools import common, generate_views, view_metrics, views_figure
 from visual_tools.image_io import PAD, format_options, to_pil
 
 H, W = 64, 32
@@ -120,7 +120,7 @@ def test_load_gcl_and_its_checkpoint_check(gcl, tmp_path):
 
 def test_rotation_figure_shows_the_generated_and_true_views(gcl, tmp_path):
     path, cfg, net, renders = gcl
-    out = rotation.main(["--checkpoint", str(path), "--count", "2", "--truth", "--device", "cpu",
+    out = views_figure.main(["--checkpoint", str(path), "--count", "2", "--truth", "--device", "cpu",
                          "--output", str(tmp_path / "rotation.png")])
     figure = read(out)
     cols = 1 + len(ANGLES)
@@ -165,7 +165,7 @@ def test_generate_views_writes_each_angle_under_the_input_names(gcl, tmp_path, c
 def test_rotation_metrics_table_json_and_input_copy(gcl, tmp_path, capsys):
     path, cfg, net, _ = gcl
     out = tmp_path / "rotation.json"
-    result = rotation_metrics.main(["--checkpoint", str(path), "--limit", "4", "--lpips-weights", "false",
+    result = view_metrics.main(["--checkpoint", str(path), "--limit", "4", "--lpips-weights", "false",
                                     "--device", "cpu", "--out", str(out)])
     assert json.loads(out.read_text()) == result
     printed = capsys.readouterr().out
@@ -227,7 +227,7 @@ def test_user_errors_are_one_sentence(gcl, tmp_path, capsys):
             common.find_renders(common.folder_images(str(folder)), renders)
         assert str(missing) in str(err.value) and "python -m mesh.precompute" in str(err.value)
         with pytest.raises(SystemExit) as exit_:
-            exit_on_user_error(lambda: rotation.main(["--checkpoint", str(path), "--input", str(folder),
+            exit_on_user_error(lambda: views_figure.main(["--checkpoint", str(path), "--input", str(folder),
                                                       "--count", "1", "--device", "cpu"]))
         message = capsys.readouterr().err
         assert exit_.value.code == 2 and message.count("\n") == 1 and str(missing) in message
@@ -237,8 +237,8 @@ def test_user_errors_are_one_sentence(gcl, tmp_path, capsys):
     finally:
         moved.rename(missing)
     with pytest.raises(RenderError, match="no mesh-render folder is known"):
-        rotation_metrics.main(["--checkpoint", str(path), "--opts", "gcl.renders=null", "--device", "cpu",
+        view_metrics.main(["--checkpoint", str(path), "--opts", "gcl.renders=null", "--device", "cpu",
                                "--lpips-weights", "false"])
     with pytest.raises(DatasetError, match="toy at .* has no ground truth"):
-        rotation_metrics.main(["--checkpoint", str(path), "--opts", "data.dataset=toy",
+        view_metrics.main(["--checkpoint", str(path), "--opts", "data.dataset=toy",
                                f"data.root={tmp_path / 'data'}", "--device", "cpu", "--lpips-weights", "false"])

@@ -63,3 +63,30 @@ def test_the_check_finds_a_wrong_way_import_even_inside_a_function(tmp_path):
 def test_the_rules_cover_every_package_of_the_house():
     packages = {p.name for p in REPO.iterdir() if (p / "__init__.py").is_file()}
     assert packages == set(MAY_IMPORT)
+
+
+def test_every_command_is_a_console_script_and_no_library_edits_sys_path():
+    """Each `[project.scripts]` entry names a `main` marked by `configs.errors.command` (so it reports
+    user errors in one line); each module with a `__main__` block is one of them; nothing outside
+    tests/ and bench/ edits sys.path (the package is installed, editable, by setup.sh)."""
+    import importlib
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    modules = set()
+    for name, target in scripts.items():
+        module, attr = target.split(":")
+        assert attr == "main.cli", name
+        assert callable(importlib.import_module(module).main.cli), name
+        modules.add(module)
+    runnable, edits = set(), []
+    for path in REPO.rglob("*.py"):
+        rel = path.relative_to(REPO)
+        if rel.parts[0] in {"tests", "bench", ".venv"} or rel.parts[0].startswith("."):
+            continue
+        text = path.read_text()
+        if 'if __name__ == "__main__":' in text:
+            runnable.add(".".join(rel.with_suffix("").parts))
+        if "sys.path" in text:
+            edits.append(str(rel))
+    assert runnable == modules and edits == []

@@ -80,8 +80,8 @@ def test_camera_prefix_when_the_name_does_not_say_it(tmp_path):
 
 
 def test_cli_prints_counts(market, capsys):
-    assert main(["--src", str(market), "--dataset", "market1501"]) == 0
+    assert main(["--src", str(market), "--dataset", "market1501"])["written"] == 12
     out = capsys.readouterr().out
     assert "train_all    3" in out and "written      12" in out
-    assert main(["--src", str(market / "nowhere"), "--dataset", "market1501"]) == 1
-    assert "Market-1501 not found" in capsys.readouterr().err
+    with pytest.raises(DatasetError, match="Market-1501 not found"):
+        main(["--src", str(market / "nowhere"), "--dataset", "market1501"])

@@ -4,7 +4,6 @@ import json
 import os
 import re
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from PIL import Image
 import reid_data.synthetic  # noqa: F401  (registers `synthetic`)
 from reid_data import DATASETS, build_dataset
 from reid_data.synthetic import dataset as synthetic_dataset
+from configs.errors import UserError
 from reid_data.synthetic.__main__ import main as cli_main
 from reid_data.synthetic.ground_truth import load_ground_truth, render_ground_truth
 from reid_data.synthetic.identities import DETAILS, GARMENT_FIELDS, dressed, near_duplicate, sample_identity
@@ -178,11 +178,11 @@ def test_cli_writes_a_world_and_refuses_a_full_folder(tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["--out", str(out), "--ids", "4", "--cameras", "2", "--height", "32", "--width", "16",
             "--images", "4", "5", "--seed", "9", "--quiet"]
-    assert cli_main(args) == 0
+    returned = cli_main(args)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["images"] == sum(len(v) for v in files(out).values())
-    assert cli_main(args) == 2
-    assert "not empty" in capsys.readouterr().err
+    assert summary == returned and summary["images"] == sum(len(v) for v in files(out).values())
+    with pytest.raises(UserError, match="not empty"):
+        cli_main(args)
 
 
 def test_near_duplicates_differ_in_one_detail():

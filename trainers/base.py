@@ -21,11 +21,11 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from runtime import checkpoint
+from runtime.allocator import keep_freed_memory
 from runtime.device import amp_dtype, autocast, resolve_device
 from runtime.errors import TrainingInterrupted, TrainingStopped
 
 from . import distributed, rng
-from .cpu_memory import keep_freed_memory
 from .hooks import Hook, run_hooks
 from .stopping import StopSignals
 

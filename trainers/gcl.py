@@ -36,7 +36,7 @@ from mesh.renders import ANGLES, RenderedImages, RenderSet
 from models.gcl import build_gcl, normalize_render
 from reid_data import DatasetError, denormalize, normalize, train_loader
 from reid_eval.evaluator import evaluate_embedding
-from reid_eval.generation.rotation import novel_views
+from reid_eval.generation.views import novel_views
 from runtime import checkpoint
 from runtime.errors import TrainingStopped
 

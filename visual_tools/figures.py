@@ -26,17 +26,14 @@ by default the query split of the checkpoint's data set. Figures go to --output 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+import torch
 
-import torch  # noqa: E402
-
-from reid_data import denormalize  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
-from visual_tools import common, synthesis  # noqa: E402
-from visual_tools.image_io import grid, save, save_gif, to_pil  # noqa: E402
+from reid_data import denormalize
+from configs.errors import command
+from visual_tools import common, synthesis
+from visual_tools.image_io import grid, save, save_gif, to_pil
 
 FIGURES = ("swap", "rainbow", "appearance", "structure", "truth")
 DEFAULT_FIGURES = FIGURES[:4]  # truth needs a synthetic world
@@ -90,6 +87,7 @@ def truth_figure(bench, model, device: torch.device, batch_size: int) -> torch.T
     return grid(bench.truth_rows(bench.model_images(model.swap, device, batch_size)))
 
 
+@command
 def main(argv=None) -> list[Path]:
     p = common.parser(__doc__)
     p.add_argument("--figures", nargs="+", choices=FIGURES, default=list(DEFAULT_FIGURES))
@@ -125,4 +123,4 @@ def main(argv=None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+from tqdm import tqdm
 
-from tqdm import tqdm  # noqa: E402
-
-from mesh.renders import ANGLES  # noqa: E402
-from reid_data import DatasetError  # noqa: E402
-from reid_eval.generation.rotation import novel_views  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
-from visual_tools import common  # noqa: E402
-from visual_tools.image_io import format_options, to_pil  # noqa: E402
+from mesh.renders import ANGLES
+from reid_data import DatasetError
+from reid_eval.generation.views import novel_views
+from configs.errors import command
+from visual_tools import common
+from visual_tools.image_io import format_options, to_pil
 
 
 def view_folder(angle: int) -> str:
@@ -64,6 +61,7 @@ def write_views(loaded: common.Loaded, images: list[common.InputImage], renders,
     return count
 
 
+@command
 def main(argv=None) -> Path:
     p = common.parser(__doc__, trainer="gcl")
     p.add_argument("--output", "--out", dest="output", required=True, metavar="DIR", help="a new or empty folder")
@@ -86,4 +84,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -31,21 +31,18 @@ takes at most N images of each set (a seeded random choice; 0: all). The JSON go
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+import torch
 
-import torch  # noqa: E402
-
-from reid_data import denormalize  # noqa: E402
-from reid_eval.generation import (LPIPSDistance, fid, fid_inception, inception_features,  # noqa: E402
+from reid_data import denormalize
+from reid_eval.generation import (LPIPSDistance, fid, fid_inception, inception_features,
                                   pairwise_diversity, ssim)
-from reid_eval.generation import swap  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
-from visual_tools import common, synthesis  # noqa: E402
-from visual_tools.test_folder import cross_identity_batches  # noqa: E402
+from reid_eval.generation import swap
+from configs.errors import command
+from visual_tools import common, synthesis
+from visual_tools.test_folder import cross_identity_batches
 
 METRICS = ("ssim", "fid", "lpips", "swap")
 DEFAULT_METRICS = METRICS[:3]  # swap needs a synthetic world
@@ -99,6 +96,7 @@ def swap_scores(loaded: common.Loaded, pairs: int, seed: int) -> dict:
     return results
 
 
+@command
 def main(argv=None) -> dict:
     p = common.parser(__doc__)
     p.add_argument("--metrics", nargs="+", choices=METRICS, default=list(DEFAULT_METRICS))
@@ -150,4 +148,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -22,19 +22,16 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Iterator
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+import torch
+from tqdm import tqdm
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from reid_data import denormalize  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
-from visual_tools import common, synthesis  # noqa: E402
-from visual_tools.image_io import to_pil  # noqa: E402
+from reid_data import denormalize
+from configs.errors import command
+from visual_tools import common, synthesis
+from visual_tools.image_io import to_pil
 
 Pairs = list[tuple[common.InputImage, common.InputImage]]  # (appearance, structure)
 
@@ -77,6 +74,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+@command
 def main(argv=None) -> Path:
     p = common.parser(__doc__)
     p.add_argument("--output", metavar="DIR", help="a new or empty folder (default: <checkpoint>-generated)")
@@ -90,4 +88,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+
+from configs.errors import UserError, command
 
 from .writer import WorldConfig, generate
 
 
-def main(argv=None) -> int:
+@command
+def main(argv=None) -> dict:
+    """Writes the world; returns (and prints, as one JSON line) where and what."""
     d = WorldConfig()
     p = argparse.ArgumentParser(prog="python -m reid_data.synthetic",
                                 description="Write a synthetic person world as a Market-1501 "
@@ -36,11 +39,11 @@ def main(argv=None) -> int:
             raise FileExistsError(f"{args.out} is not empty; pass a new or empty folder")
         summary = generate(args.out, cfg, progress=not args.quiet)
     except (ValueError, FileExistsError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps({"out": args.out, **summary}))
-    return 0
+        raise UserError(str(exc)) from None
+    summary = {"out": args.out, **summary}
+    print(json.dumps(summary))
+    return summary
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main.cli()

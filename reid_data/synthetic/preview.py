@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from configs.errors import command
+
 from .ground_truth import load_ground_truth
 from .writer import SPLIT_FOLDERS
 
@@ -60,7 +62,8 @@ def contact_sheet(world, ids: int = 16, columns: int = 12, start: int = 0,
     return Image.fromarray(sheet)
 
 
-def main(argv=None) -> int:
+@command
+def main(argv=None) -> Path:
     p = argparse.ArgumentParser(prog="python -m reid_data.synthetic.preview",
                                 description=__doc__.split("\n")[0])
     p.add_argument("world")
@@ -73,8 +76,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     contact_sheet(args.world, args.ids, args.columns, args.start, args.rotations).save(args.out)
     print(args.out)
-    return 0
+    return Path(args.out)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main.cli()

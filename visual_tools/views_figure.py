@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """GCL's rotation figure: people turned round by a GCL checkpoint.
 
-    python -m visual_tools.rotation --checkpoint CKPT [--input DIR] [--renders DIR] [--count 6]
+    python -m visual_tools.views_figure --checkpoint CKPT [--input DIR] [--renders DIR] [--count 6]
                                     [--truth] [--output FILE.png] [--seed 0]
 
 One row per person (--count people of different identities, chosen by --seed from the input:
@@ -14,19 +14,16 @@ gcl.renders, in mesh.precompute's layout. The figure goes to --output (alias --o
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
+import torch
 
-import torch  # noqa: E402
-
-from mesh.renders import ANGLES  # noqa: E402
-from reid_data import denormalize  # noqa: E402
-from reid_eval.generation.rotation import novel_views, true_views  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
-from visual_tools import common  # noqa: E402
-from visual_tools.image_io import format_options, grid, save, to_pil  # noqa: E402
+from mesh.renders import ANGLES
+from reid_data import denormalize
+from reid_eval.generation.views import novel_views, true_views
+from configs.errors import command
+from visual_tools import common
+from visual_tools.image_io import format_options, grid, save, to_pil
 
 
 def rotation_figure(inputs: torch.Tensor, views: torch.Tensor, truth: torch.Tensor | None = None) -> torch.Tensor:
@@ -44,6 +41,7 @@ def rotation_figure(inputs: torch.Tensor, views: torch.Tensor, truth: torch.Tens
     return grid(rows, filled)
 
 
+@command
 def main(argv=None) -> Path:
     p = common.parser(__doc__, trainer="gcl")
     p.add_argument("--renders", metavar="DIR", help="mesh-render folder (default: the config's gcl.renders)")
@@ -74,4 +72,4 @@ def main(argv=None) -> Path:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

@@ -15,7 +15,7 @@ PROBE = """
 import resource, sys
 sys.path.insert(0, {root!r})
 import torch
-from trainers.cpu_memory import keep_freed_memory
+from runtime.allocator import keep_freed_memory
 took = keep_freed_memory() if sys.argv[1] == "keep" else None
 counts = []
 for _ in range(5):

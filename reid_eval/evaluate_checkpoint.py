@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Evaluate a checkpoint on its data set's query/gallery split.
 
-python reid_eval/test.py --checkpoint CKPT [--config FILE] [--opts key=value ...] [--rerank]
+python reid_eval/evaluate_checkpoint.py --checkpoint CKPT [--config FILE] [--opts key=value ...] [--rerank]
 
 Prints mAP, Rank-1/5/10 and mINP (an hmr run's checkpoint: its body errors against the synthetic
 world) and writes them as JSON beside the checkpoint (<checkpoint>.eval.json, or .eval-rerank.json
@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
-
-from reid_eval.evaluator import evaluate_embedding  # noqa: E402
-from runtime.checkpoint import load_network  # noqa: E402
-from runtime.device import amp_dtype, autocast  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
+from reid_eval.evaluator import evaluate_embedding
+from runtime.checkpoint import load_network
+from runtime.device import amp_dtype, autocast
+from configs.errors import command
 
 
 def evaluate(loaded, rerank: bool = False) -> dict[str, float]:
@@ -40,6 +37,7 @@ def evaluate(loaded, rerank: bool = False) -> dict[str, float]:
                               autocast_dtype=dtype)
 
 
+@command
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True)
@@ -62,4 +60,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()

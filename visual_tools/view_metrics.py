@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """How well a GCL checkpoint turns people, scored against the synthetic world's true views.
 
-    python -m visual_tools.rotation_metrics --checkpoint CKPT [--split test|query] [--input DIR]
+    python -m visual_tools.view_metrics --checkpoint CKPT [--split test|query] [--input DIR]
         [--renders DIR] [--limit N] [--lpips-backbone true|false|FILE] [--output FILE.json]
 
 Each input image's person is generated at every angle of its mesh renders (0: the
@@ -21,16 +21,12 @@ false random weights, which only test the pipeline. Prints a markdown table and 
 """
 from __future__ import annotations
 
-import sys
 from functools import partial
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from anywhere
-
-from reid_eval.generation import LPIPSDistance  # noqa: E402
-from reid_eval.generation.rotation import novel_views, rotated_view_scores  # noqa: E402
-from runtime.errors import exit_on_user_error  # noqa: E402
-from visual_tools import common  # noqa: E402
+from reid_eval.generation import LPIPSDistance
+from reid_eval.generation.views import novel_views, rotated_view_scores
+from configs.errors import command
+from visual_tools import common
 
 
 
@@ -46,6 +42,7 @@ def table(results: dict) -> str:
     return "\n".join(rows)
 
 
+@command
 def main(argv=None) -> dict:
     p = common.parser(__doc__, trainer="gcl")
     p.add_argument("--split", choices=("test", "query"), default="test",
@@ -79,4 +76,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    exit_on_user_error(main)
+    main.cli()
