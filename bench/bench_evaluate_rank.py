@@ -8,7 +8,13 @@ Three distance matrices of Market's size and structure (3,368 queries x 15,913 g
 750 identities plus 2,793 pid-0 distractors, 6 cameras, ~14 true matches per query) from one
 generator: cosine distances of embeddings = separation x identity centre + camera bias + noise,
 with separation 0 (``untrained``: identity carries nothing, matches spread over the whole
-gallery), 0.85 (``half_trained``) and 1 (``trained``).
+gallery), 0.85 (``half_trained``) and 1 (``trained``), and ``trained_hard_positive``: the trained
+distances with one true match of every query moved to its row's largest distance.
+
+torchreid's Cython build: its PyPI source lacks rank_cy.pyx; build it from the GitHub repository
+(KaiyangZhou/deep-person-reid, torchreid/metrics/rank_cylib: `pip install cython`, then
+`python setup.py build_ext --inplace` there, with empty torchreid/__init__.py and
+torchreid/metrics/__init__.py) and put the folder holding torchreid/ on PYTHONPATH.
 
 Per distribution: evaluate_rank's best time and the peak memory it adds (in a fresh process);
 torchreid's ``evaluate_cy`` time on the same inputs and the speed-up, when torchreid with its
@@ -39,7 +45,7 @@ except ImportError:
 
 NUM_QUERY, NUM_GALLERY, NUM_IDS, NUM_CAMS = 3368, 15913, 750, 6
 NUM_DISTRACTORS = 2793  # pid 0 gallery images, as in Market-1501
-SEPARATION = {"untrained": 0.0, "half_trained": 0.85, "trained": 1.0}
+SEPARATION = {"untrained": 0.0, "half_trained": 0.85, "trained": 1.0, "trained_hard_positive": 1.0}
 REFERENCE_QUERIES = 300
 RESULTS = Path(__file__).resolve().parent / "results" / "evaluate_rank.jsonl"
 
@@ -54,7 +60,18 @@ def make_problem(kind, seed=0):
     q_cams = rng.integers(0, NUM_CAMS, NUM_QUERY)
     g_cams = rng.integers(0, NUM_CAMS, NUM_GALLERY)
     distmat = _feature_distances(rng, SEPARATION[kind], q_pids, g_pids, q_cams, g_cams)
+    if kind == "trained_hard_positive":
+        _one_hard_positive_per_row(distmat, q_pids, g_pids, q_cams, g_cams, rng)
     return distmat, q_pids, g_pids, q_cams, g_cams
+
+
+def _one_hard_positive_per_row(distmat, q_pids, g_pids, q_cams, g_cams, rng):
+    """One valid true match of each query (another camera) moved to the row's largest distance: the case
+    that defeats pruning by the farthest true match (the row must be ranked in full)."""
+    for q in range(len(distmat)):
+        valid = np.flatnonzero((g_pids == q_pids[q]) & (g_cams != q_cams[q]))
+        if len(valid):
+            distmat[q, rng.choice(valid)] = distmat[q].max()
 
 
 def _feature_distances(rng, separation, q_pids, g_pids, q_cams, g_cams, dim=256):

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from configs.loader import load_config
 from models.hmr import build_hmr, hmr_input
 from models.weights import WeightsError
-from reid_data import DatasetError, build_dataset
+from reid_data import DatasetError, dataset_from_config
 from reid_data.image import read_image
 from reid_data.loader import loader_workers
 from reid_data.transforms import normalize
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     cfg = load_config(args.config, args.opts)
     if cfg.run.threads > 0:
         torch.set_num_threads(cfg.run.threads)
-    dataset = build_dataset(cfg.data.dataset, cfg.data.root, skip_unreadable=cfg.data.skip_unreadable)
+    dataset = dataset_from_config(cfg.data, train_split="train_all")  # every training image gets its renders
     device = resolve_device(cfg.run.device)
     views = OracleViews(dataset) if args.oracle else HMRViews(cfg, args.checkpoint, device)
     start = time.perf_counter()

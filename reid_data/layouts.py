@@ -15,7 +15,7 @@ from typing import Union
 
 from .image import IMAGE_EXTENSIONS
 from .readable import drop_unreadable
-from .records import TRAIN_SPLITS, DatasetError, ReIDDataset, Sample, hold_out_first
+from .records import DatasetError, ReIDDataset, Sample, check_train_split, hold_out_first
 
 
 class Malformed(Exception):
@@ -185,9 +185,7 @@ class Spec:
                  skip_unreadable: bool = False) -> ReIDDataset:
         """Every image is decoded first: those that do not are an error listing them all, or
         with `skip_unreadable` left out (`ReIDDataset.unreadable`)."""
-        if train_split not in TRAIN_SPLITS:
-            raise DatasetError(f"train_split must be {' or '.join(TRAIN_SPLITS)}, "
-                               f"not {train_split!r}.")
+        check_train_split(train_split)
         folder, layout = self.locate(os.fspath(root))
         try:
             splits = layout.load(folder, train_split)

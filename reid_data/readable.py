@@ -18,9 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .image import ImageReadError, read_image
-from .records import DatasetError, Sample
+from .records import SHOWN, DatasetError, Sample, first_few  # noqa: F401  SHOWN: how many bad files the error names
 
-SHOWN = 3       # bad files named in the error; all are in the list file it points to
 THREADS = 8     # PIL decodes without holding the GIL, so threads use every core
 
 
@@ -38,7 +37,7 @@ def drop_unreadable(splits: dict[str, list[Sample]], folder: str, title: str,
     if not bad:
         return splits, []
     listing = write_listing(bad, folder)
-    shown = ", ".join(os.path.relpath(p, folder) for p in bad[:SHOWN]) + (", ..." if len(bad) > SHOWN else "")
+    shown = first_few(os.path.relpath(p, folder) for p in bad)
     if not skip:
         raise DatasetError(f"{len(bad)} images of {title} at {folder} do not decode ({shown}; all listed in "
                            f"{listing}); replace or delete them, or set data.skip_unreadable: true to go on "

@@ -9,6 +9,7 @@ from configs.errors import UserError
 JUNK_PID = -1        # bad detections: kept in the gallery, the metric drops them
 DISTRACTOR_PID = 0   # people outside the benchmark (Market-style layouts): plain gallery images
 TRAIN_SPLITS = ("train_all", "train")
+SHOWN = 3            # bad items an error names before it counts the rest
 
 
 class DatasetError(UserError):
@@ -64,6 +65,17 @@ class ReIDDataset:
             lines.append(f"  {split:<8} {len(samples):>8} {len({s.pid for s in samples}):>6}"
                          f" {len({s.camid for s in samples}):>5}")
         return "\n".join(lines)
+
+
+def check_train_split(train_split: str) -> None:
+    if train_split not in TRAIN_SPLITS:
+        raise DatasetError(f"train_split must be {' or '.join(TRAIN_SPLITS)}, not {train_split!r}.")
+
+
+def first_few(items) -> str:
+    """The first `SHOWN` of `items`, then "..." when there are more: for an error that counts them."""
+    items = list(items)
+    return ", ".join(items[:SHOWN]) + (", ..." if len(items) > SHOWN else "")
 
 
 def by_path(samples) -> list[Sample]:

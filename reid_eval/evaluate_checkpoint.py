@@ -15,26 +15,35 @@ import argparse
 import json
 from pathlib import Path
 
-from reid_eval.evaluator import evaluate_embedding
+from reid_eval.evaluator import QueryGallery, query_gallery_distances, rank_metrics
 from runtime.checkpoint import load_network
 from runtime.device import amp_dtype, autocast
 from configs.errors import command
 
 
+def run_dtype(loaded):
+    """The autocast type the run evaluated in: its mixed-precision type when run.amp, else none."""
+    return amp_dtype(loaded.device) if loaded.cfg.run.amp else None
+
+
+def distances(loaded, rerank: bool = False) -> QueryGallery:
+    """The query x gallery distances of the run's re-ID network, as its own evaluation ranks by."""
+    cfg = loaded.cfg
+    return query_gallery_distances(loaded.embed, loaded.dataset, cfg.data, loaded.device, flip=cfg.test.flip,
+                                   rerank=rerank, autocast_dtype=run_dtype(loaded))
+
+
 def evaluate(loaded, rerank: bool = False) -> dict[str, float]:
     """The run's own evaluation of its network: re-ID metrics, or an hmr run's body errors."""
-    cfg, device = loaded.cfg, loaded.device
-    dtype = amp_dtype(device) if cfg.run.amp else None
     if loaded.kind == "hmr":
         from mesh import load_body_model
         from mesh.hmr_errors import body_errors
         from reid_data.synthetic.ground_truth import load_ground_truth
-        data = loaded.dataset
+        cfg, device, dtype, data = loaded.cfg, loaded.device, run_dtype(loaded), loaded.dataset
         body = load_body_model(cfg.hmr.body_model, device=device, create_transl=False)
         return body_errors(loaded.model, body, load_ground_truth(data.root), data.query + data.gallery, cfg.data,
                            cfg.hmr.input_size, device, lambda: autocast(device, dtype))
-    return evaluate_embedding(loaded.embed, loaded.dataset, cfg.data, device, flip=cfg.test.flip, rerank=rerank,
-                              autocast_dtype=dtype)
+    return rank_metrics(distances(loaded, rerank))
 
 
 @command

@@ -19,7 +19,7 @@ from torch import nn
 
 from configs.errors import UserError
 from configs.loader import load_config
-from reid_data import build_dataset
+from reid_data import dataset_from_config
 
 from .device import resolve_device
 
@@ -137,8 +137,7 @@ class LoadedNetwork:
 
     @cached_property
     def dataset(self):
-        return build_dataset(self.cfg.data.dataset, self.cfg.data.root, train_split=self.cfg.data.train_split,
-                             skip_unreadable=self.cfg.data.skip_unreadable)
+        return dataset_from_config(self.cfg.data)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """The re-ID embedding of normalised images, as the run evaluated it."""

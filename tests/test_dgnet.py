@@ -261,7 +261,7 @@ def test_evaluations_score_swaps_against_the_worlds_truth(dgnet_cfg, tiny_world_
 
 def test_evaluating_a_checkpoint_builds_no_trainer_optimizer_or_teacher(dgnet_cfg, monkeypatch, tmp_path):
     """reid_eval/evaluate_checkpoint.py rebuilds the network from the checkpoint alone and scores it as the run did."""
-    from reid_eval import test as evaluation
+    from reid_eval import evaluate_checkpoint as evaluation
     cfg = dgnet_cfg()
     trainer = build_trainer(cfg, run_dir(cfg))
     trainer.fit()

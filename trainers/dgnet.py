@@ -23,7 +23,7 @@ from torchvision.utils import make_grid
 
 from configs.loader import Config, ConfigError
 from models import build_dgnet
-from reid_data import BatchAugment, DatasetError, ImageDataset, build_dataset, normalize, train_loader
+from reid_data import BatchAugment, DatasetError, ImageDataset, dataset_from_config, normalize, train_loader
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_eval.evaluator import evaluate_embedding
 from reid_eval.generation.swap import SwapBenchmark, flat
@@ -46,8 +46,7 @@ class DGNetTrainer(Trainer):
     def build(self) -> None:
         cfg, d = self.cfg, self.cfg.dgnet
         try:
-            self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
-                                      skip_unreadable=cfg.data.skip_unreadable)
+            self.data = dataset_from_config(cfg.data)
         except DatasetError as e:
             raise DatasetError(f"{e} (to try DG-Net without it: configs/synthetic-dgnet.yaml)") from None
         self.num_classes = self.data.num_train_pids

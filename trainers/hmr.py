@@ -14,7 +14,7 @@ from mesh import load_body_model
 from mesh.hmr_errors import aligned, body_errors, keypoints_ndc
 from mesh.views import pose_body, render_grey
 from models.hmr import build_hmr, hmr_input
-from reid_data import DatasetError, ImageDataset, build_dataset, train_loader
+from reid_data import DatasetError, ImageDataset, dataset_from_config, train_loader
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_data.synthetic.hmr_targets import hmr_targets
 from reid_data.transforms import normalize
@@ -44,8 +44,7 @@ class HMRTrainer(Trainer):
 
     def build(self) -> None:
         cfg = self.cfg
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
-                                  skip_unreadable=cfg.data.skip_unreadable)
+        self.data = dataset_from_config(cfg.data)
         try:
             self.gt = load_ground_truth(self.data.root)
         except FileNotFoundError:

@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 from tqdm import tqdm
 
-from reid_data import build_dataset, test_loader
+from reid_data import dataset_from_config, test_loader
 from reid_eval.cluster import Clusters, dbscan
 from reid_eval.evaluator import evaluate_embedding
 from reid_eval.features import extract_features
@@ -64,8 +64,7 @@ class PseudoLabelTrainer(Trainer):
 
     def load_training_set(self) -> None:
         cfg = self.cfg
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
-                                  skip_unreadable=cfg.data.skip_unreadable)
+        self.data = dataset_from_config(cfg.data)
         self.train_samples, self.holdout = split_identities(self.data.train, cfg.cluster.holdout_ids, cfg.run.seed)
 
     def extract_training_features(self, embed: Callable[[torch.Tensor], torch.Tensor],

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from models import build_reid_net
-from reid_data import BatchAugment, ImageDataset, build_dataset, denormalize, train_loader
+from reid_data import BatchAugment, ImageDataset, dataset_from_config, denormalize, train_loader
 from reid_eval.evaluator import evaluate_embedding
 
 from .base import Trainer
@@ -36,8 +36,7 @@ class TeacherTrainer(ReIDNetRun, Trainer):
 
     def build(self) -> None:
         cfg = self.cfg
-        self.data = build_dataset(cfg.data.dataset, cfg.data.root, train_split=cfg.data.train_split,
-                                  skip_unreadable=cfg.data.skip_unreadable)
+        self.data = dataset_from_config(cfg.data)
         if cfg.loss.triplet_weight > 0 and cfg.data.instances < 2:
             raise ValueError("loss.triplet_weight needs identity-balanced batches: set data.instances >= 2")
         self.model = build_reid_net(cfg.model, self.data.num_train_pids).to(self.device)

@@ -20,15 +20,17 @@ from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, normalize, test_lo
 from runtime.checkpoint import LoadedNetwork, load_network
 
 
-def parser(description: str, trainer: str = "dgnet") -> argparse.ArgumentParser:
-    """An argument parser with the options every tool takes (for checkpoints of `trainer`)."""
+def parser(description: str, trainer: str = "dgnet", input_folder: bool = True) -> argparse.ArgumentParser:
+    """An argument parser with the options every tool takes (for checkpoints of `trainer`), and
+    `--input` unless the tool reads only its data set (not `input_folder`)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True,
                    help=f"a {trainer} run's checkpoint, e.g. logs/<run>/checkpoints/last.pt")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY=VALUE",
                    help="overrides of the stored config, e.g. data.root=/datasets")
-    p.add_argument("--input", metavar="DIR", help="folder of input images (default: the data set's query split); "
-                   "identity from the sub-folder, else from the file name's leading number")
+    if input_folder:
+        p.add_argument("--input", metavar="DIR", help="folder of input images (default: the data set's query "
+                       "split); identity from the sub-folder, else from the file name's leading number")
     p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice of images")
     return p
@@ -39,9 +41,12 @@ def weights_arg(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def load_run(checkpoint: str | Path, kind: str, device: str = "auto", opts: Sequence[str] = ()) -> LoadedNetwork:
-    """The network of a `kind` run's checkpoint (dgnet or gcl), from the config stored with it."""
-    return load_network(checkpoint, (kind,), device, opts, user="the visual tools need")
+def load_run(checkpoint: str | Path, kind: str | Sequence[str], device: str = "auto", opts: Sequence[str] = ()
+             ) -> LoadedNetwork:
+    """The network of a `kind` run's checkpoint (dgnet or gcl; or of any of several kinds), from the
+    config stored with it."""
+    return load_network(checkpoint, (kind,) if isinstance(kind, str) else tuple(kind), device, opts,
+                        user="the visual tools need")
 
 
 class InputImage(NamedTuple):
