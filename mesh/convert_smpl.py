@@ -53,7 +53,7 @@ def _plain(value, key):
         raise ValueError(f"entry {key!r} is a chumpy expression ({value.chumpy_class}) "
                          f"rather than a stored array; this converter only unwraps stored arrays")
     if hasattr(value, "toarray") and "scipy.sparse" in type(value).__module__:
-        return np.asarray(value.toarray())
+        return np.ascontiguousarray(value.toarray())  # C order: the GEMMs of the built-in body, bit for bit
     if isinstance(value, dict):
         return {k: _plain(v, f"{key}.{k}") for k, v in value.items()}
     if isinstance(value, (list, tuple)):

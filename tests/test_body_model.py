@@ -17,6 +17,10 @@ from mesh.rotation import (axis_angle_to_matrix, body_center, matrix_to_axis_ang
                            rotate_about_vertical, rotate_body, yaw_matrix, yaw_smpl_params)
 
 J = {name: i for i, name in enumerate(bs.JOINT_NAMES)}
+EPS32, EPS64 = torch.finfo(torch.float32).eps, torch.finfo(torch.float64).eps
+# smplx poses in float32: a joint (|J| <= 1.2 m) goes through a kinematic chain of <= 8 rigid
+# transforms, each a 3-term product and a sum, so <= 8·4 roundings of 2^-24·1.2 m each
+CHAIN_TOL = 8 * 4 * EPS32
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +106,9 @@ def test_template_is_an_smpl_sized_t_pose(data):
     assert j[J["left_wrist"], 0] > 0.6 and j[J["right_wrist"], 0] < -0.6       # left is +x
     assert j[J["head"], 1] > j[J["neck"], 1] > j[J["spine3"], 1] > j[J["pelvis"], 1]
     assert j[J["left_foot"], 2] > j[J["left_ankle"], 2] + 0.08                   # faces +z
-    assert np.abs(j - bs.rest_joints()).max() < 1e-4     # regressor reproduces the skeleton
+    # regressor reproduces the skeleton: the tilt is accepted at <= 1e-6 in float64, then J is
+    # rounded to float32 (<= 2^-24 · 1.2 m)
+    assert np.abs(j - bs.rest_joints()).max() < 1e-6 + EPS32
 
 
 def test_load_body_model_builtin_writes_the_cache_once(cache, body_file):
@@ -136,8 +142,10 @@ def test_mesh_is_closed_and_wound_outward(data):
 
 def test_skinning_weights_and_regressor(data):
     w, reg = data["weights"].astype(np.float64), data["J_regressor"].astype(np.float64)
-    assert (w >= 0).all() and np.allclose(w.sum(1), 1, atol=1e-5)
-    assert (reg >= 0).all() and np.allclose(reg.sum(1), 1, atol=1e-5)
+    # rows normalised in float64, then each entry rounded to float32 (<= 2^-24 relative): the
+    # rounding errors of a row add up to <= 2^-24 · its sum
+    assert (w >= 0).all() and np.allclose(w.sum(1), 1, rtol=0, atol=EPS32)
+    assert (reg >= 0).all() and np.allclose(reg.sum(1), 1, rtol=0, atol=EPS32)
     v = data["v_template"]
     # Each joint's region: the hand's vertices follow the wrist/hand, the feet the ankle/foot.
     hand = v[:, 0] > 0.78
@@ -156,9 +164,9 @@ def test_elbow_bend_moves_the_wrist_as_the_pose_says(model):
     R = axis_angle_to_matrix(bend)
     e, w = J["left_elbow"], J["left_wrist"]
     expect = j0[e] + R @ (j0[w] - j0[e])
-    assert torch.allclose(j1[w], expect, atol=1e-5)
+    assert torch.allclose(j1[w], expect, rtol=0, atol=CHAIN_TOL)
     assert j1[w, 2] - j1[e, 2] > 0.24                     # the hand is now in front
-    assert torch.allclose(j1[:w - 2], j0[:w - 2], atol=1e-6)   # nothing upstream moved
+    assert torch.allclose(j1[:w - 2], j0[:w - 2], rtol=0, atol=CHAIN_TOL)   # nothing upstream moved
 
 
 def test_hip_flexion_moves_the_ankle_forward(model):
@@ -168,9 +176,9 @@ def test_hip_flexion_moves_the_ankle_forward(model):
         out = model(body_pose=body_pose(left_hip=flex))
     j1 = out.joints[0]
     h, k, a = J["left_hip"], J["left_knee"], J["left_ankle"]
-    assert torch.allclose(j1[a], j0[h] + axis_angle_to_matrix(flex) @ (j0[a] - j0[h]), atol=1e-5)
+    assert torch.allclose(j1[a], j0[h] + axis_angle_to_matrix(flex) @ (j0[a] - j0[h]), rtol=0, atol=CHAIN_TOL)
     assert j1[a, 2] - j0[a, 2] > 0.25 and j1[k, 2] > j0[k, 2]
-    assert torch.allclose(j1[J["right_ankle"]], j0[J["right_ankle"]], atol=1e-6)
+    assert torch.allclose(j1[J["right_ankle"]], j0[J["right_ankle"]], rtol=0, atol=CHAIN_TOL)
     v0, v1 = rest(model).vertices[0], out.vertices[0]
     left_foot = (v0[:, 1] < -1.0) & (v0[:, 0] > 0)
     assert (v1[left_foot, 2] - v0[left_foot, 2]).mean() > 0.25   # the flesh follows
@@ -180,7 +188,7 @@ def test_global_orient_turns_about_the_root_joint(model):
     j0 = rest(model).joints[0]
     with torch.no_grad():
         j1 = model(global_orient=torch.tensor([[0.0, 1.0, 0.0]])).joints[0]
-    assert torch.allclose(j1[0], j0[0], atol=1e-6)
+    assert torch.allclose(j1[0], j0[0], rtol=0, atol=CHAIN_TOL)
 
 
 def test_pose_correctives_keep_a_bent_elbow_full(data, model):
@@ -320,13 +328,19 @@ def test_convert_smpl_rewrites_chumpy_as_plain_numpy(chumpy_file, tmp_path, data
         plain = pickle.load(fh)
     for key in ("v_template", "shapedirs", "weights", "J_regressor", "J"):
         assert type(plain[key]) is np.ndarray
-        np.testing.assert_allclose(plain[key], data[key], rtol=1e-6, atol=1e-7)
+        # float32 -> float64 (and sparse -> dense) is exact
+        np.testing.assert_array_equal(plain[key], data[key])
     assert plain["bs_type"] == "lrotmin"
     # The converted file goes through the real-file path of the loader.
     model = bm.load_body_model(out.parent, batch_size=1)
     with torch.no_grad():
         ours = bm.load_body_model(None)().vertices
-        np.testing.assert_allclose(model().vertices.numpy(), ours.numpy(), atol=1e-5)
+        # the same float32 values, but the converted regressor is a Fortran-ordered dense copy of a
+        # CSC matrix, so smplx regresses the joints through another GEMM layout (another summation
+        # order): not bit-identical. At rest each vertex is v + Σ w_j t_j with t_j the chain's
+        # round-off (the joints' own errors cancel): CHAIN_TOL plus the 24-term skinning sum.
+        np.testing.assert_allclose(model().vertices.numpy(), ours.numpy(), rtol=0,
+                                   atol=CHAIN_TOL + 24 * EPS32 * ours.abs().max().item())
 
 
 def test_convert_smpl_cli_reports_a_missing_input(tmp_path, capsys, monkeypatch):
@@ -348,23 +362,28 @@ def test_rotation_matches_the_analytic_rotation():
     dx = pts[..., 0] - center[:, None, 0]
     dz = pts[..., 2] - center[:, None, 2]
     c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
-    assert torch.allclose(got[..., 0], center[:, None, 0] + c * dx + s * dz)
-    assert torch.allclose(got[..., 2], center[:, None, 2] - s * dx + c * dz)
+    # float64, a few roundings of values of magnitude |pts| + |center|
+    tol = 16 * EPS64 * (pts.abs().max() + center.abs().max()).item()
+    assert torch.allclose(got[..., 0], center[:, None, 0] + c * dx + s * dz, rtol=0, atol=tol)
+    assert torch.allclose(got[..., 2], center[:, None, 2] - s * dx + c * dz, rtol=0, atol=tol)
     assert torch.equal(got[..., 1], pts[..., 1])
-    # A quarter turn takes the body's facing direction (+z) to its left (+x).
+    # A quarter turn takes the body's facing direction (+z) to its left (+x); in float32, where
+    # cos(π/2 rounded to float32) = -4.4e-8
     nose = torch.tensor([[[0.0, 0.0, 1.0]]])
     assert torch.allclose(rotate_about_vertical(nose, [math.pi / 2], torch.zeros(1, 3)),
-                          torch.tensor([[[1.0, 0.0, 0.0]]]), atol=1e-7)
+                          torch.tensor([[[1.0, 0.0, 0.0]]]), rtol=0, atol=1e-7)
 
 
 def test_full_turn_is_identity_and_turns_compose():
     torch.manual_seed(2)
     pts = torch.randn(2, 40, 3, dtype=torch.float64)
-    assert torch.allclose(rotate_about_vertical(pts, [2 * math.pi, -2 * math.pi]), pts)
+    # float64: sin(2π rounded) = -2.4e-16, and a few roundings of values of magnitude |pts|
+    tol = 16 * EPS64 * pts.abs().max().item()
+    assert torch.allclose(rotate_about_vertical(pts, [2 * math.pi, -2 * math.pi]), pts, rtol=0, atol=tol)
     a = torch.tensor([0.7, -1.1], dtype=torch.float64)
     b = torch.tensor([1.9, 0.4], dtype=torch.float64)
     twice = rotate_about_vertical(rotate_about_vertical(pts, a), b)
-    assert torch.allclose(twice, rotate_about_vertical(pts, a + b))
+    assert torch.allclose(twice, rotate_about_vertical(pts, a + b), rtol=0, atol=tol)
 
 
 def test_the_body_centre_stays_put(model):
@@ -372,12 +391,18 @@ def test_the_body_centre_stays_put(model):
         out = model(body_pose=body_pose(left_hip=[-0.5, 0, 0], right_shoulder=[0, 0, 1.2]))
     v, j = out.vertices.double(), out.joints.double()
     center = body_center(v)
+    # float64 means of V vertices of magnitude <= |v|: <= V·eps64·|v|
+    mean_tol = v.shape[1] * EPS64 * v.abs().max().item()
+    # cdist takes sqrt(|x|² + |y|² - 2x·y) in float64: d² is off by ~8 eps64 r² (r: the largest
+    # norm), which a square root turns into sqrt(8 eps64)·r where d ~ 0 (joints on vertices)
+    r = max(v.norm(dim=-1).max().item(), j.norm(dim=-1).max().item())
+    cdist_tol = 2 * (8 * EPS64) ** 0.5 * r
     for yaw in (0.5, 2.0, -3.0):
         rv, rj, c = rotate_body(v, j, [yaw])
-        assert torch.allclose(c, center)
-        assert torch.allclose(body_center(rv)[:, [0, 2]], center[:, [0, 2]], atol=1e-9)
+        assert torch.equal(c, center)  # the same mean of the same vertices
+        assert torch.allclose(body_center(rv)[:, [0, 2]], center[:, [0, 2]], rtol=0, atol=mean_tol)
         # Joints turn rigidly with the vertices: distances to the vertices are unchanged.
-        assert torch.allclose(torch.cdist(rj, rv), torch.cdist(j, v), atol=1e-6)
+        assert torch.allclose(torch.cdist(rj, rv), torch.cdist(j, v), rtol=0, atol=cdist_tol)
 
 
 def test_axis_angle_round_trip():
@@ -387,15 +412,20 @@ def test_axis_angle_round_trip():
                          dtype=torch.float64)
     aa = axis * angle[:, None]
     R = axis_angle_to_matrix(aa)
-    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(9, 3, 3))
+    # float64 Rodrigues: entries <= 3 from a few roundings; RRᵀ sums 3 products of them
+    tol = 64 * EPS64
+    assert torch.allclose(R @ R.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(9, 3, 3), rtol=0, atol=tol)
     back = matrix_to_axis_angle(R)
-    assert torch.allclose(axis_angle_to_matrix(back), R, atol=1e-9)
-    assert torch.allclose(back[:-2], aa[:-2], atol=1e-9)  # unique below π
+    # the axis comes from w / sin θ (error × θ / sin θ <= 6.2, as the near-π formula takes over at
+    # cos θ < -0.9) or from (R + Rᵀ) / 2 over 1 - cos θ >= 1.9: well conditioned either way
+    assert torch.allclose(axis_angle_to_matrix(back), R, rtol=0, atol=tol)
+    assert torch.allclose(back[:-2], aa[:-2], rtol=0, atol=tol)  # unique below π
     zero = torch.zeros(1, 3, requires_grad=True)
     axis_angle_to_matrix(zero).sum().backward()
     assert torch.isfinite(zero.grad).all()
+    # float32: cos and sin against Rodrigues' 1 - (1 - cos θ) and sin θ / θ · θ, a few roundings of values <= 1
     assert torch.allclose(yaw_matrix(torch.tensor([0.8])),
-                          axis_angle_to_matrix(torch.tensor([[0.0, 0.8, 0.0]])), atol=1e-7)
+                          axis_angle_to_matrix(torch.tensor([[0.0, 0.8, 0.0]])), rtol=0, atol=4 * EPS32)
 
 
 def test_yaw_smpl_params_match_rotating_the_vertices(model):
@@ -408,4 +438,7 @@ def test_yaw_smpl_params_match_rotating_the_vertices(model):
         center = body_center(out.vertices)
         o2, t2 = yaw_smpl_params(orient, transl, out.joints[:, 0], yaw, center)
         turned = model(global_orient=o2, transl=t2, body_pose=pose).vertices
-    assert torch.allclose(turned, rotate_about_vertical(out.vertices, yaw, center), atol=1e-5)
+    # float32 both ways: the kinematic chain (CHAIN_TOL), the 24-term skinning sums and the orientation's
+    # round trip through matrix_to_axis_angle, each a few eps32 of the vertices' magnitude
+    tol = CHAIN_TOL + (24 + 8) * EPS32 * out.vertices.abs().max().item()
+    assert torch.allclose(turned, rotate_about_vertical(out.vertices, yaw, center), rtol=0, atol=tol)

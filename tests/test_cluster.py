@@ -89,8 +89,10 @@ def test_eps_from_rho_by_hand():
     for rho, want in [(0.34, (0.1 + 0.2 + 0.4) / 3),   # round(3.06) = 3 of 9
                       (0.5, (0.7 + 1.0) / 4),          # round(4.5) = 4: one absent pair at 1
                       (0.99, (0.7 + 6.0) / 9)]:
-        assert eps_from_rho(dist, rho) == pytest.approx(want)
-        assert eps_from_rho(dist, rho) == pytest.approx(dense_eps(dense, rho))
+        # the stored distances are 0.1 etc. rounded to float32 (2^-24 relative), then averaged in float64
+        assert eps_from_rho(dist, rho) == pytest.approx(want, rel=2.0 ** -23)
+        # the same float64 values averaged in another order: a few float64 ulps
+        assert eps_from_rho(dist, rho) == pytest.approx(dense_eps(dense, rho), rel=1e-14)
 
 
 def test_eps_from_rho_matches_dense_on_jaccard():
@@ -98,10 +100,13 @@ def test_eps_from_rho_matches_dense_on_jaccard():
     dense = np.ones((120, 120))
     coo = dist.tocoo()
     dense[coo.row, coo.col] = coo.data
+    # both average the same positive float64 values (the float32 distances, exactly) in different
+    # orders: relative error <= pairs · 2^-53 on each side
+    rel = 2 * (120 * 119 // 2) * 2.0 ** -53
     for rho in (1.6e-3, 0.02, 0.2):
-        assert eps_from_rho(dist, rho) == pytest.approx(dense_eps(dense, rho), rel=1e-6)
+        assert eps_from_rho(dist, rho) == pytest.approx(dense_eps(dense, rho), rel=rel)
     result = dbscan(dist, rho=0.02)
-    assert result.eps == pytest.approx(dense_eps(dense, 0.02), rel=1e-6)
+    assert result.eps == pytest.approx(dense_eps(dense, 0.02), rel=rel)
 
 
 @pytest.mark.parametrize("kwargs", [dict(eps=1.0), dict(eps=0.0), dict(eps=0.5, rho=0.1), dict(),

@@ -12,6 +12,8 @@ from models.hmr import HMR, hmr_input, load_hmr_weights, matrix_to_rot6d, read_m
 from models.weights import WeightsError
 from trainers import build_trainer
 
+EPS32 = torch.finfo(torch.float32).eps
+
 
 def spin_layout() -> dict[str, tuple]:
     """SPIN's regressor (ResNet-50 Bottleneck [3, 4, 6, 3] + IEF head) written out by hand."""
@@ -59,16 +61,25 @@ def test_forward_shapes_and_rotations():
     assert out.rotmat.shape == (2, 24, 3, 3) and out.betas.shape == (2, 10)
     assert out.cam.shape == (2, 3)
     eye = torch.eye(3).expand(2, 24, 3, 3)
-    assert torch.allclose(out.rotmat @ out.rotmat.transpose(-1, -2), eye, atol=1e-5)
+    # the 6D outputs are the mean pose (orthonormal columns) plus small corrections (decpose's
+    # gain 0.01), so Gram-Schmidt is well conditioned: 3-term dot products of unit vectors, ~ few eps32
+    assert torch.allclose(out.rotmat @ out.rotmat.transpose(-1, -2), eye, rtol=0, atol=16 * EPS32)
 
 
 def test_rot6d_orthonormal_and_round_trip():
     torch.manual_seed(0)
-    m = rot6d_to_matrix(torch.randn(100, 6))
-    assert torch.allclose(m @ m.transpose(-1, -2), torch.eye(3).expand(100, 3, 3), atol=1e-5)
-    assert torch.allclose(torch.linalg.det(m), torch.ones(100), atol=1e-5)
+    x = torch.randn(100, 6)
+    m = rot6d_to_matrix(x)
+    # Gram-Schmidt loses accuracy as the two 3-vectors approach parallel: the second column's
+    # error is ~ eps32 / sin(angle between them), per sample
+    a = x.reshape(100, 3, 2)
+    sin = torch.linalg.cross(a[..., 0], a[..., 1]).norm(dim=-1) / (a[..., 0].norm(dim=-1) * a[..., 1].norm(dim=-1))
+    tol = 8 * EPS32 * (1 + 1 / sin)
+    assert ((m @ m.transpose(-1, -2) - torch.eye(3)).abs().amax((1, 2)) <= tol).all()
+    assert ((torch.linalg.det(m) - 1).abs() <= tol).all()
+    # Rodrigues' matrices: entries <= 3 from ~10 float32 roundings (well conditioned columns)
     r = axis_angle_to_matrix(torch.randn(100, 3))
-    assert torch.allclose(rot6d_to_matrix(matrix_to_rot6d(r)), r, atol=1e-5)
+    assert torch.allclose(rot6d_to_matrix(matrix_to_rot6d(r)), r, rtol=0, atol=16 * EPS32)
     # SPIN's layout: the first two columns read row by row.
     assert matrix_to_rot6d(torch.eye(3)).tolist() == [1, 0, 0, 1, 0, 0]
 

@@ -7,7 +7,9 @@ import torch
 from mesh.cameras import (Y_UP_TO_CAMERA, PerspectiveCamera, WeakPerspectiveCamera, look_at,
                           ndc_to_pixel, pixel_to_ndc, weak_perspective_to_translation)
 from mesh.rasterizer import rasterize, render
-from mesh.shading import vertex_normals
+from mesh.shading import DEFAULT_LIGHTS, vertex_normals
+
+EPS32 = torch.finfo(torch.float32).eps
 
 
 def centres(height, width):
@@ -59,6 +61,9 @@ def test_triangle_covers_exactly_the_pixel_centres_inside(winding):
     H, W = 20, 24
     pts = torch.tensor([[1.3, 2.1], [21.7, 6.2], [6.1, 18.9]], dtype=torch.float64)
     screen = torch.cat([pts, torch.ones(3, 1, dtype=torch.float64)], 1)[None].float()
+    # the vertices as the float32 screen holds them: the float64 edge functions below are then
+    # exact (differences of 24-bit values, products of < 53 bits), like the rasterizer's
+    pts = screen[0, :, :2].double()
     faces = torch.tensor([winding])
     x, y = centres(H, W)
     inside = torch.ones(H, W, dtype=torch.bool)
@@ -134,12 +139,13 @@ def test_nearer_triangle_wins_whatever_the_draw_order(order):
     frags = rasterize(cam.project(verts, 16, 16), faces, 16, 16, cull_backfaces=False)
     centre = frags.pix == 8 * 16 + 8
     assert faces[frags.face[centre]].tolist() == [[0, 1, 2]]
-    assert torch.allclose(frags.depth[centre], torch.tensor([3.0]))
+    # float32: depth = 1 / Σ (w_i / z) with w = e / Σ e, about eight roundings: <= 8 eps32 relative
+    assert torch.allclose(frags.depth[centre], torch.tensor([3.0]), rtol=8 * EPS32, atol=0)
     near_pix = faces[frags.face].tolist()
     shown = torch.tensor([tri == [0, 1, 2] for tri in near_pix])
     assert shown.any() and (~shown).any()                        # both visible somewhere
-    assert torch.allclose(frags.depth[shown], torch.tensor(3.0), rtol=1e-6)
-    assert torch.allclose(frags.depth[~shown], torch.tensor(5.0), rtol=1e-6)
+    assert torch.allclose(frags.depth[shown], torch.tensor(3.0), rtol=8 * EPS32, atol=0)
+    assert torch.allclose(frags.depth[~shown], torch.tensor(5.0), rtol=8 * EPS32, atol=0)
 
 
 def test_depth_equals_the_plane_z_under_perspective():
@@ -154,7 +160,9 @@ def test_depth_equals_the_plane_z_under_perspective():
     z = 2.5 / (1.0 - 0.5 * ray_x)
     m = out.mask[0, 0] > 0
     assert m.sum() > 300
-    assert torch.allclose(out.depth[0, 0][m].double(), z[m], rtol=1e-5)
+    # float32 edge functions: products of pixel offsets up to the triangles' extent (~30 px), which
+    # err by a few eps32 relative to the doubled area they are divided by (ratio <~ 2 here)
+    assert torch.allclose(out.depth[0, 0][m].double(), z[m], rtol=16 * EPS32, atol=0)
     assert torch.isinf(out.depth[0, 0][~m]).all()
 
 
@@ -184,8 +192,12 @@ def test_perspective_point_lands_where_the_pinhole_formula_says():
     p = torch.tensor([[[0.2, 1.1, -0.3]]])
     pc = p[0, 0] @ R.T + t
     uv = cam.project(p, 140, 80)[0, 0]
+    # float32, two different kernels for R p + t (3-term sums, <= 2 eps32 · |pc| each); the pinhole
+    # scales that by f / z · (1 + |x| / z), and u, v (< 140 px) round to a few eps32 · 140
+    d_pc = 4 * EPS32 * pc.abs().max()
+    tol = (120 / pc[2] * (1 + pc[:2].abs().max() / pc[2]) * d_pc + 4 * EPS32 * 140).item()
     assert torch.allclose(uv, torch.stack([120 * pc[0] / pc[2] + 40, 110 * pc[1] / pc[2] + 70,
-                                           pc[2]]), atol=1e-4)
+                                           pc[2]]), rtol=0, atol=tol)
     # a small square around the point, facing the camera, is drawn centred on (u, v)
     ex, ey = R[0] * 0.05, R[1] * 0.05
     quad = torch.stack([p[0, 0] - ex - ey, p[0, 0] + ex - ey, p[0, 0] + ex + ey,
@@ -199,7 +211,8 @@ def test_perspective_point_lands_where_the_pinhole_formula_says():
 
 def test_look_at_stands_a_y_up_body_upright():
     R, t = look_at((0.0, 0.0, 5.0), (0.0, 0.0, 0.0))
-    assert torch.allclose(R, Y_UP_TO_CAMERA) and torch.allclose(t, torch.tensor([0.0, 0.0, 5.0]))
+    # axis-aligned: the normalisations and cross products are exact
+    assert torch.equal(R, Y_UP_TO_CAMERA) and torch.equal(t, torch.tensor([0.0, 0.0, 5.0]))
     cam = PerspectiveCamera(focal=100.0, R=R, t=t)
     uv = cam.project(torch.tensor([[[0.0, 1.0, 0.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]]]), 128, 64)
     head, feet, side = uv[0]
@@ -217,22 +230,26 @@ def test_weak_perspective_follows_spin_formula_and_the_crop_mapping():
     pts = torch.randn(2, 5, 3)
     got = WeakPerspectiveCamera(cam).project(pts, H, W)
     ndc = cam[:, None, :1] * (pts[..., :2] + cam[:, None, 1:])
-    assert torch.allclose(got[..., 2], pts[..., 2])
+    # the formula's own float32 ops in the same order: exact
+    assert torch.equal(got[..., 2], pts[..., 2])
     half = max(H, W) / 2
-    assert torch.allclose(got[..., 0], W / 2 + ndc[..., 0] * half, atol=1e-4)
-    assert torch.allclose(got[..., 1], H / 2 + ndc[..., 1] * half, atol=1e-4)   # y grows downward
+    assert torch.equal(got[..., 0], W / 2 + ndc[..., 0] * half)
+    assert torch.equal(got[..., 1], H / 2 + ndc[..., 1] * half)   # y grows downward
     corners = ndc_to_pixel(torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-0.5, 0.0]]), H, W)
     # NDC [-1, 1]² is the 128 × 128 square centred on the crop: the crop shows x_ndc in ±0.5
-    assert torch.allclose(corners, torch.tensor([[-32.0, 0.0], [96.0, 128.0], [0.0, 64.0]]))
-    assert torch.allclose(pixel_to_ndc(corners, H, W), torch.tensor([[-1.0, -1.0], [1.0, 1.0],
-                                                                    [-0.5, 0.0]]))
+    # (binary fractions times 64 plus 32: exact both ways)
+    assert torch.equal(corners, torch.tensor([[-32.0, 0.0], [96.0, 128.0], [0.0, 64.0]]))
+    assert torch.equal(pixel_to_ndc(corners, H, W), torch.tensor([[-1.0, -1.0], [1.0, 1.0],
+                                                                 [-0.5, 0.0]]))
     # SPIN's perspective equivalent agrees exactly on the z = 0 plane
     flat = pts.clone()
     flat[..., 2] = 0
     trans = weak_perspective_to_translation(cam, focal=500.0, size=max(H, W))
     persp = PerspectiveCamera(focal=500.0, t=trans).project(flat, H, W)
-    assert torch.allclose(persp[..., :2], WeakPerspectiveCamera(cam).project(flat, H, W)[..., :2],
-                          atol=1e-3)
+    weak = WeakPerspectiveCamera(cam).project(flat, H, W)[..., :2]
+    # float32: s·(x + t)·half against f·(x + t) / (2f / (size·s)): a handful of roundings each,
+    # relative to the pixel coordinates
+    assert torch.allclose(persp[..., :2], weak, rtol=0, atol=8 * EPS32 * weak.abs().max().item())
 
 
 def test_weak_perspective_renders_a_y_up_body_upright_with_the_half_turn():
@@ -242,7 +259,8 @@ def test_weak_perspective_renders_a_y_up_body_upright_with_the_half_turn():
     out = render(quad, faces, cam, 64, 32, colors=torch.ones(4, 3))
     rows = out.mask[0, 0].sum(1).nonzero().squeeze(1)
     assert rows.min() >= 2 and rows.max() <= 32                  # y up → upper half of the crop
-    assert torch.allclose(out.depth[0, 0][out.mask[0, 0] > 0], torch.tensor(0.0))
+    # barycentric means of z = 0 exactly
+    assert (out.depth[0, 0][out.mask[0, 0] > 0] == 0).all()
 
 
 # --------------------------------------------------------------------------- shading
@@ -261,8 +279,10 @@ def test_lambert_of_a_tilted_plane_is_the_cosine():
         out = render(verts, faces, PerspectiveCamera(focal=40.0), H, W, colors=torch.ones(4, 3),
                      ambient=0.0, lights=[((0.0, 0.0, -1.0), 1.0)])
         values.append(out.rgb[0, :, H // 2, W // 2])
+    # float32: the rotated corners (|v| <= 4) carry a few eps32, the normals' directions from
+    # their 2 m edges a few more, and cos(angle) moves by at most that angle error
     for angle, v in zip((0.0, 30.0, 60.0), values):
-        assert torch.allclose(v, torch.full((3,), math.cos(math.radians(angle))), atol=1e-5)
+        assert torch.allclose(v, torch.full((3,), math.cos(math.radians(angle))), rtol=0, atol=16 * EPS32)
 
 
 def test_vertex_normals_are_area_weighted():
@@ -271,7 +291,8 @@ def test_vertex_normals_are_area_weighted():
     faces = torch.tensor([[0, 1, 2], [0, 4, 3]])
     n = vertex_normals(verts, faces)[0, 0]
     expected = torch.nn.functional.normalize(torch.tensor([0.125, 0.0, 2.0]), dim=0)
-    assert torch.allclose(n, expected, atol=1e-6)
+    # the cross products and sums of these binary fractions are exact; only normalising rounds
+    assert torch.allclose(n, expected, rtol=0, atol=4 * EPS32)
 
 
 def test_colour_at_a_vertex_is_the_vertex_colour_and_perspective_correct():
@@ -289,7 +310,9 @@ def test_colour_at_a_vertex_is_the_vertex_colour_and_perspective_correct():
     kw = dict(ambient=1.0, lights=[], cull_backfaces=False)
     out = render(fan, fan_faces, cam, H, W, colors=fan_colors, **kw)
     assert out.mask[0, 0, 10, 10] == 1
-    assert torch.allclose(out.rgb[0, :, 10, 10], fan_colors[0], atol=1e-5)
+    # the centre is the projected vertex exactly (binary fractions), so both edge functions
+    # through it are exactly 0 and the weights exactly (1, 0, 0)
+    assert torch.equal(out.rgb[0, :, 10, 10], fan_colors[0])
     verts = torch.tensor([[p0, [0.6, -0.4, 4.0], [0.2, 0.9, 3.0]]])
     colors = torch.tensor([[0.9, 0.1, 0.2], [0.1, 0.8, 0.3], [0.2, 0.3, 0.7]])
     faces = torch.tensor([[0, 1, 2]])
@@ -301,7 +324,9 @@ def test_colour_at_a_vertex_is_the_vertex_colour_and_perspective_correct():
                           (math.floor(v) + 0.5 - v) * centroid[2] / 32, 0.0])
     out = render(verts + shift, faces, cam, H, W, colors=colors, **kw)
     px = out.rgb[0, :, int(math.floor(v)), int(math.floor(u))]
-    assert torch.allclose(px, colors.mean(0), atol=1e-5)
+    # float32: perspective-correct weights, a few eps32 relative each, on colours <= 0.9; the
+    # centroid lands on the centre to ~1e-6 px, where the colours change by ~0.1 per px
+    assert torch.allclose(px, colors.mean(0), rtol=0, atol=16 * EPS32)
     screen = cam.project(verts + shift, H, W)[0, :, :2]
     affine = torch.linalg.solve(torch.cat([screen.T, torch.ones(1, 3)]),
                                 torch.tensor([math.floor(u) + 0.5, math.floor(v) + 0.5, 1.0]))
@@ -319,13 +344,19 @@ def test_batch_rendering_equals_one_by_one_and_chunking_is_invisible():
     colors = torch.rand(B, verts.shape[0], 3, generator=gen)
     cam = PerspectiveCamera(focal=torch.tensor([60.0, 70.0, 80.0, 90.0]))
     whole = render(batch, faces, cam, 48, 40, colors=colors)
+    # Projection, rasterisation and interpolation are elementwise: coverage and depth are
+    # bit-identical whatever the batch. The Lambert term n·l is a batched matmul, though, whose
+    # kernel (and summation order) may change with the batch: 3-term dot products of unit vectors
+    # (<= 2 eps32 each way) times the lights' total intensity, on colours <= 1.
+    rgb_tol = 4 * EPS32 * sum(i for _, i in DEFAULT_LIGHTS)
     for i in range(B):
         one = render(batch[i:i + 1], faces, PerspectiveCamera(focal=cam.focal[i:i + 1]), 48, 40,
                      colors=colors[i:i + 1])
-        for a, b in zip(whole, one):
-            assert torch.equal(a[i:i + 1], b)
+        assert torch.allclose(whole.rgb[i:i + 1], one.rgb, rtol=0, atol=rgb_tol)
+        assert torch.equal(whole.mask[i:i + 1], one.mask) and torch.equal(whole.depth[i:i + 1], one.depth)
     split = render(batch, faces, cam, 48, 40, colors=colors, max_batch=3)
-    assert all(torch.equal(a, b) for a, b in zip(whole, split))
+    assert torch.allclose(whole.rgb, split.rgb, rtol=0, atol=rgb_tol)
+    assert torch.equal(whole.mask, split.mask) and torch.equal(whole.depth, split.depth)
     screen = cam.project(batch, 48, 40)
     f1 = rasterize(screen, faces, 48, 40)
     f2 = rasterize(screen, faces, 48, 40, max_candidates=50)     # many chunks
@@ -351,7 +382,7 @@ def test_nothing_in_view_gives_empty_images():
                  colors=torch.ones_like(verts),
                  background=(0.2, 0.4, 0.6))
     assert out.mask.sum() == 0 and torch.isinf(out.depth).all()
-    assert torch.allclose(out.rgb[0, :, 5, 5], torch.tensor([0.2, 0.4, 0.6]))
+    assert torch.equal(out.rgb[0, :, 5, 5], torch.tensor([0.2, 0.4, 0.6]))  # copied
 
 
 def test_large_triangles_take_the_exact_float64_path():

@@ -37,6 +37,7 @@ def _reference_weights(dist, rank, k1):
 
 
 def dense_re_ranking(q, g, k1, k2, lam):
+    """(Q, G) float64 re-ranked distances, and the most members any image's encoding has."""
     x = np.concatenate([q, g]).astype(np.float64)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     dist = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
@@ -52,7 +53,7 @@ def dense_re_ranking(q, g, k1, k2, lam):
             m = np.minimum(weights[i], weights[n_query + j]).sum()
             jaccard = 1.0 - m / (2.0 - m)
             final[i, j] = jaccard * (1 - lam) + dist[i, n_query + j] * lam
-    return final
+    return final, np.count_nonzero(weights, axis=1).max()
 
 
 def clustered(n, dim, n_ids, noise, seed):
@@ -62,6 +63,39 @@ def clustered(n, dim, n_ids, noise, seed):
     labels = rng.integers(0, n_ids, size=n)
     scale = rng.uniform(0.5, 1.5, size=(n, 1)) * noise  # some images far noisier than others
     return (centres[labels] + scale * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+# ---------------------------------------------------------------- float32 error bounds
+
+EPS32 = float(np.finfo(np.float32).eps)
+
+
+def distance_tolerance(dim):
+    """Bound on the float32 error of a squared distance 2 - 2 x·y of unit vectors: a dim-term dot
+    product of terms summing to <= 1 in magnitude (<= dim/2 eps), doubled, and the last rounding."""
+    return 2 * EPS32 * (dim + 2)
+
+
+def jaccard_tolerance(dim, terms, k2):
+    """Bound on the float32 error of a Jaccard (or re-ranked) distance. Each weight exp(-d)/sum
+    inherits the distance's absolute error as a relative one, plus the roundings of its `terms`-term
+    normalising sum and of the k2-term query-expansion mean; the overlap M sums <= `terms` such
+    minima (<= 1 in all) and 1 - M / (2 - M) has slope <= 2 in M. The lambda part, d / max d, is
+    no worse."""
+    return 2 * (distance_tolerance(dim) + 2 * EPS32 * (terms + k2 + 2))
+
+
+def assert_ranks_separated(x, k1, k2):
+    """The data's neighbour sets are robust to float32: wherever a set of the first k1+1, half or
+    k2 neighbours ends, the next neighbour is farther by more than two float32 distance errors, so
+    no summation order (BLAS kernel, faiss) can change a set, and the tests' comparisons with the
+    float64 reference hold on any CPU."""
+    x = x.astype(np.float64)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    dist = np.sort(((x[:, None] - x[None]) ** 2).sum(-1), axis=1)
+    for m in {k1 + 1, int(np.around(k1 / 2.0)) + 1, k2}:
+        if m < len(x):
+            assert (dist[:, m] - dist[:, m - 1]).min() > 2 * distance_tolerance(x.shape[1])
 
 
 # ---------------------------------------------------------------- tests
@@ -91,10 +125,11 @@ def chunking(request, monkeypatch):
 def test_matches_dense_reference(chunking, n_query, n_gallery, dim, n_ids, noise, k1, k2, lam):
     x = clustered(n_query + n_gallery, dim, n_ids, noise, seed=n_query * 1000 + k1)
     q, g = x[:n_query], x[n_query:]
+    assert_ranks_separated(x, k1, k2)
     got = re_ranking(q, g, k1=k1, k2=k2, lambda_value=lam)
-    want = dense_re_ranking(q, g, k1, k2, lam)
+    want, terms = dense_re_ranking(q, g, k1, k2, lam)
     assert got.dtype == np.float32 and got.shape == (n_query, n_gallery)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, want, rtol=0, atol=jaccard_tolerance(dim, terms, k2))
 
 
 def test_nearest_neighbours_match_a_full_sort(monkeypatch):
@@ -103,9 +138,12 @@ def test_nearest_neighbours_match_a_full_sort(monkeypatch):
     x = torch.nn.functional.normalize(torch.from_numpy(clustered(150, 8, 10, 0.8, seed=4)), dim=1)
     dist = torch.cdist(x.double(), x.double()) ** 2
     found = rerank.nearest_neighbours(x, 12)
+    # the exact index comparison needs the first 12 distances of each row to be farther apart
+    # than float32 can blur
+    assert dist.sort(dim=1).values[:, :13].diff(dim=1).min() > 2 * distance_tolerance(8)
     np.testing.assert_array_equal(found.index, dist.argsort(dim=1)[:, :12])
-    np.testing.assert_allclose(found.dist, dist.sort(dim=1).values[:, :12], atol=1e-5)
-    np.testing.assert_allclose(found.max_dist, dist.max(dim=1).values, atol=1e-5)
+    np.testing.assert_allclose(found.dist, dist.sort(dim=1).values[:, :12], rtol=0, atol=distance_tolerance(8))
+    np.testing.assert_allclose(found.max_dist, dist.max(dim=1).values, rtol=0, atol=distance_tolerance(8))
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c[5] >= 6 and c[0] + c[1] > 2 * c[5]])
@@ -126,13 +164,17 @@ def test_accepts_torch_and_numpy_alike():
     x = clustered(60, 8, 6, 0.8, seed=1)
     from_numpy = re_ranking(x[:10], x[10:], k1=6, k2=3)
     from_torch = re_ranking(torch.from_numpy(x[:10]).double(), torch.from_numpy(x[10:]), k1=6, k2=3)
-    np.testing.assert_allclose(from_numpy, from_torch, atol=1e-6)
+    # float32 -> float64 -> float32 is exact: the same float32 computation on the same values
+    np.testing.assert_array_equal(from_numpy, from_torch)
 
 
 def test_scale_invariant():
     x = clustered(60, 8, 6, 0.8, seed=2)
+    assert_ranks_separated(x, 20, 6)
+    # the scaled features round differently in float32: two float32 results, each within the
+    # bound of the exact one (at most all 60 images in an encoding)
     np.testing.assert_allclose(re_ranking(x[:10], x[10:]), re_ranking(3 * x[:10], x[10:] / 7),
-                               atol=1e-5)
+                               rtol=0, atol=2 * jaccard_tolerance(8, 60, 6))
 
 
 @pytest.mark.parametrize("q_shape,g_shape", [((5,), (7, 4)), ((5, 4), (7, 3)), ((0, 4), (7, 4)),

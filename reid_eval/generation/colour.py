@@ -96,7 +96,9 @@ def ciede2000(lab1: torch.Tensor, lab2: torch.Tensor) -> torch.Tensor:
     # and is the plain sum when either colour is neutral
     L_bar, c_bar = (L1 + L2) / 2, (c1p + c2p) / 2
     h_sum = h1p + h2p
-    h_bar = torch.where((h1p - h2p).abs() <= 180, h_sum / 2,
+    # Hues exactly opposite (Sharma's pairs 10 and 14) sit on the branch point: a margin far above the
+    # rounding of atan2 keeps them on the first branch (as Sharma's table does) on every libm.
+    h_bar = torch.where((h1p - h2p).abs() <= 180 + 1e-9, h_sum / 2,
                         torch.where(h_sum < 360, (h_sum + 360) / 2, (h_sum - 360) / 2))
     h_bar = torch.where(neutral, h_sum, h_bar)
 
