@@ -19,8 +19,9 @@ from mesh.renders import ANGLES, RenderError, angle_folder
 from models.gcl import build_gcl
 from reid_data import DatasetError, build_dataset, denormalize, load_resized, normalize
 from reid_data.synthetic.ground_truth import load_ground_truth
+from reid_eval.features import flip_embedding
 from reid_eval.generation import LPIPSDistance, ssim
-from reid_eval.generation.views import novel_views, rotated_view_scores, true_views, view_scores
+from reid_eval.generation.views import novel_views, rotated_view_scores, true_views, view_scores, warped_views
 from runtime import checkpoint
 from runtime.checkpoint import CheckpointError
 from configs.errors import exit_on_user_error
@@ -167,10 +168,11 @@ def test_rotation_metrics_table_json_and_input_copy(gcl, tmp_path, capsys):
     path, cfg, net, _ = gcl
     out = tmp_path / "rotation.json"
     result = view_metrics.main(["--checkpoint", str(path), "--limit", "4", "--lpips-weights", "false",
-                                    "--device", "cpu", "--out", str(out)])
+                                "--device", "cpu", "--out", str(out), "--judge", str(path)])
     assert json.loads(out.read_text()) == result
     printed = capsys.readouterr().out
-    assert "| angle | SSIM generated | SSIM input copy | LPIPS generated | LPIPS input copy |" in printed
+    assert ("| angle | SSIM generated | SSIM input | SSIM warp | LPIPS generated | LPIPS input | LPIPS warp | "
+            "person SSIM generated |") in printed and "| id generated | id input | id warp |" in printed
     assert all(f"| {a}° |" in printed for a in ANGLES) and "45°-315° mean" in printed
     assert result["images"] == 4 and list(result["angles"]) == [str(a) for a in ANGLES]
     assert "random" in result["lpips_backbone"]
@@ -184,6 +186,15 @@ def test_rotation_metrics_table_json_and_input_copy(gcl, tmp_path, capsys):
     own = ssim(inputs, truth_of(cfg.data.root, chosen, 0)).mean().item()
     assert result["angles"]["0"]["ssim_input"] == pytest.approx(own, abs=4 * EPS32)
     assert own > 0.8 > result["angles"]["180"]["ssim_input"]  # the image is its own-yaw view, up to JPEG
+    # identity under the judge (here the GCL network itself): the inputs' nearest gallery identity, by hand
+    def embedded(images):  # unit embeddings, flip-averaged as the evaluation (test.flip) does
+        with torch.no_grad():
+            return torch.nn.functional.normalize(flip_embedding(net.embed, images, cfg.test.flip), dim=1)
+    gallery = embedded(normalize(torch.stack([load_resized(s.path, H, W) for s in ds.gallery])))
+    pids = np.array([s.pid for s in ds.gallery])[(embedded(normalize(inputs * 255.0)) @ gallery.T).argmax(1).numpy()]
+    own_pids = np.array([int(Path(p).name[:4]) for p in chosen])
+    assert 0 <= result["angles"]["0"]["id_generated"] <= 1
+    assert result["angles"]["0"]["id_input"] == pytest.approx(np.mean(pids == own_pids))
     novel = [result["angles"][str(a)]["ssim_generated"] for a in ANGLES[1:]]
     # float64 means of 7 values <= 1, fsum against sum: a few float64 ulps
     assert result["novel"]["ssim_generated"] == pytest.approx(sum(novel) / len(novel), rel=1e-14)
@@ -193,14 +204,16 @@ def test_scores_of_the_truth_and_of_copying_the_input(gcl):
     path, cfg, net, renders = gcl
     paths = [s.path for s in dataset(cfg).query[:3]]
     world = load_ground_truth(dataset_root(cfg.data.root))
-    truth = true_views(world, paths, ANGLES, H, W)
-    assert truth.shape == (3, len(ANGLES), 3, H, W)
+    truth_views = true_views(world, paths, ANGLES, H, W)
+    truth = truth_views.images
+    assert truth.shape == (3, len(ANGLES), 3, H, W) and truth_views.masks.shape == (3, len(ANGLES), 1, H, W)
     assert close(truth[:, 2], truth_of(cfg.data.root, paths, 90))
-    inputs = torch.stack([read_input(p) for p in paths])
     distance = LPIPSDistance(False)
-    perfect = view_scores(truth, truth, inputs, distance)
+    perfect = view_scores({"generated": truth}, truth_views, distance)
     # SSIM in float64 (~1e-11 here) rounded to float32: within one float32 ulp of 1
     assert torch.allclose(perfect["ssim_generated"], torch.ones(3, len(ANGLES)), rtol=0, atol=EPS32)
+    assert torch.allclose(perfect["ssim_person_generated"], torch.ones(3, len(ANGLES)), rtol=0, atol=EPS32)
+    assert (perfect["delta_e_person_generated"] == 0).all()  # CIEDE2000 of a colour with itself
     # identical inputs: 0, or any round-off δ between the two feature stacks squared (δ² ≪ 1e-6)
     assert perfect["lpips_generated"].abs().max() < 1e-6
     # a "generator" that copies its input scores as the input copy does
@@ -213,8 +226,16 @@ def test_scores_of_the_truth_and_of_copying_the_input(gcl):
     # the copies are the inputs' very values (denormalize of the same batch), scored by the same
     # calls on the same shapes and summed alike: bit-identical
     for scores in [*copies["angles"].values(), copies["novel"]]:
-        assert scores["ssim_generated"] == scores["ssim_input"]
-        assert scores["lpips_generated"] == scores["lpips_input"]
+        for score in ("ssim", "lpips", "ssim_person", "delta_e_person"):
+            assert scores[f"{score}_generated"] == scores[f"{score}_input"]
+    # the warp at 0° is the image (its texture on its own body), better than the input copy nowhere
+    # but close to it: both are the image up to the warp's per-vertex resampling of the person
+    at0 = copies["angles"]["0"]
+    assert at0["ssim_person_warp"] > 0.8 and abs(at0["ssim_warp"] - at0["ssim_input"]) < 0.05
+    # turned half round, the warp shows mostly the grey of what the image does not see
+    back = warped_views(world, paths, [180], H, W)[:, 0]
+    grey_share = ((back - 0.5).abs().amax(1, keepdim=True) < 1e-6)[truth_views.masks[:, 4]].float().mean()
+    assert grey_share > 0.5
     # the model's views go through unchanged
     own = rotated_view_scores(partial(novel_views, net), [(paths, images, grey)], world, distance, ANGLES)
     expected = ssim(novel_views(net, images, grey)[:, 4], truth[:, 4]).mean().item()

@@ -13,6 +13,7 @@ from pytorch_fid.fid_score import calculate_frechet_distance
 from models.weights import WeightsError
 from reid_eval.generation import (ALEXNET_FILE, INCEPTION_FILE, LPIPSDistance, fid, fid_inception,
                                   frechet_distance, inception_features, pairwise_diversity, ssim, statistics)
+from reid_eval.generation.ssim import masked_ssim
 
 C1, C2 = 0.01 ** 2, 0.03 ** 2
 EPS = np.finfo(np.float64).eps
@@ -50,6 +51,36 @@ def test_ssim_matches_the_definition_per_pixel():
     assert ours.shape == (2,)
     for k in range(2):
         assert ours[k].item() == pytest.approx(slow_ssim(x[k].double().numpy(), y[k].double().numpy()), abs=SSIM_TOL)
+
+
+def test_masked_ssim_averages_the_windows_centred_in_the_mask():
+    """Against the definition: the windows whose centre pixel is in the mask, averaged over channels."""
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 16, 14)
+    y = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+    mask = torch.zeros(2, 1, 16, 14, dtype=torch.bool)
+    mask[0, 0, 4:12, 3:9] = True
+    mask[1, 0, 0:5, :] = True  # rows 0-4 only: no whole window is centred there
+    ours = masked_ssim(x, y, mask)
+    offsets = np.arange(11) - 5
+    g = np.exp(-offsets ** 2 / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    a, b = x[0].double().numpy(), y[0].double().numpy()
+    values = []
+    for i in range(5, 11):  # centre rows 4..11 that have a whole window: 5..10
+        for j in range(5, 9):  # centre columns 3..8 with a whole window: 5..8
+            per_channel = []
+            for c in range(3):
+                pa, pb = a[c, i - 5:i + 6, j - 5:j + 6], b[c, i - 5:i + 6, j - 5:j + 6]
+                ma, mb = (w * pa).sum(), (w * pb).sum()
+                va, vb = (w * (pa - ma) ** 2).sum(), (w * (pb - mb) ** 2).sum()
+                cov = (w * (pa - ma) * (pb - mb)).sum()
+                per_channel.append((2 * ma * mb + C1) * (2 * cov + C2) / ((ma ** 2 + mb ** 2 + C1) * (va + vb + C2)))
+            values.append(np.mean(per_channel))
+    assert ours[0].item() == pytest.approx(np.mean(values), abs=SSIM_TOL)
+    assert torch.isnan(ours[1])  # no window centre in the mask
+    whole = torch.ones(2, 1, 16, 14, dtype=torch.bool)
+    assert torch.allclose(masked_ssim(x, y, whole), ssim(x, y), rtol=0, atol=SSIM_TOL)
 
 
 def test_ssim_known_properties():

@@ -65,7 +65,7 @@ def main(argv=None) -> Path:
     inputs, views = torch.cat(inputs), torch.cat(views)
     truth = None
     if world is not None:
-        truth = true_views(world, [im.path for im in people], ANGLES, *inputs.shape[-2:])
+        truth = true_views(world, [im.path for im in people], ANGLES, *inputs.shape[-2:]).images
     save(to_pil(rotation_figure(inputs, views, truth)), output, **format_options(output))
     print(f"written {output}")
     return output

@@ -25,12 +25,20 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+
+from mesh.rasterizer import render
 
 from ..records import DatasetError
 from .identities import Appearance, dressed
 from .imaging import Imager
 from .scenes import CameraRig
 from .writer import FORMAT
+
+
+# A vertex within this depth (metres) of the visible surface at its pixel is on it: well above the
+# rasterizer's float32 depths at a few metres, well below a body's thickness.
+WARP_DEPTH_TOLERANCE = 0.03
 
 
 class GroundTruthRender(NamedTuple):
@@ -122,6 +130,36 @@ class WorldGroundTruth:
                                     background=background or degrade, degrade=degrade,
                                     noise=noise, occlusion=occlusion)
 
+
+    def warp(self, names, images: torch.Tensor, yaw) -> torch.Tensor:
+        """What geometry alone draws of each image's person turned to ``yaw`` (radians: one number or one
+        per image): the texture the image shows, carried on its own true body to the new yaw, the body's
+        points the image does not show left grey (0.5), and the image itself outside the turned body.
+        ``images`` (B, 3, H, W) in [0, 1] at the world's size (the written images); the same size out.
+        Each vertex takes the image's colour where it projects, when nothing of the body stands in front
+        of it; the turned body is drawn with those colours, unlit (the image's shading travels with it)."""
+        recs = [self.record(n) for n in names]
+        for r in recs:
+            r["pose"] = r["pose"].astype(np.float64)
+        apps = [r["appearance"] for r in recs]
+        yaws = np.broadcast_to(np.asarray(yaw, np.float64), (len(recs),)).copy()
+        own, _ = self.imager.pose(apps, recs)
+        turned, _ = self.imager.pose(apps, recs, yaws)
+        h, w = self.height, self.width
+        camera, faces = self.imager.camera(recs, 1.0), self.imager.body.faces_t
+        with torch.no_grad():
+            surface = render(own, faces, camera, h, w, mode="grey").depth
+            uvz = camera.project(own, h, w)  # (B, V, 3): pixel u, v (pixel k spans [k, k + 1)), depth
+            grid = torch.stack([uvz[..., 0] / w * 2 - 1, uvz[..., 1] / h * 2 - 1], -1)[:, :, None]
+            colour = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="border",
+                                   align_corners=False)[..., 0].transpose(1, 2)
+            front = F.grid_sample(surface.nan_to_num(posinf=1e6), grid, mode="nearest",
+                                  align_corners=False)[:, 0, :, 0]
+            inside = (grid.abs() <= 1).all(-1)[..., 0]
+            shown = inside & (uvz[..., 2] <= front + WARP_DEPTH_TOLERANCE)
+            colour = torch.where(shown[..., None], colour, torch.full_like(colour, 0.5))
+            out = render(turned, faces, camera, h, w, colors=colour, ambient=1.0, lights=[])
+        return out.rgb * out.mask + images.float() * (1 - out.mask)
 
     def render_swap(self, appearance_names, structure_names, degrade: bool = True,
                     noise: bool = False) -> SwapTruth:

@@ -17,14 +17,11 @@ def gaussian_kernel(size: int = WINDOW, sigma: float = SIGMA, dtype=torch.float3
     return w / w.sum()
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = WINDOW,
-         sigma: float = SIGMA) -> torch.Tensor:
-    """SSIM of each image pair: (B, C, H, W) in [0, data_range] → (B,).
-
-    Local statistics are Gaussian-weighted over windows that lie wholly inside the image (no
-    padding, as the original definition); the per-image value is the mean of the SSIM map over
-    channels and positions.
-    """
+def ssim_map(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = WINDOW,
+             sigma: float = SIGMA) -> torch.Tensor:
+    """The SSIM map of each image pair, averaged over channels: (B, C, H, W) in [0, data_range] →
+    (B, H - window + 1, W - window + 1), one value per window wholly inside the image (no padding, as
+    the original definition); entry (i, j) is the window centred on pixel (i + window // 2, j + window // 2)."""
     if x.shape != y.shape or x.dim() != 4:
         raise ValueError(f"ssim needs two (B, C, H, W) batches of one shape, got {tuple(x.shape)} "
                          f"and {tuple(y.shape)}")
@@ -45,4 +42,21 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int 
     vx, vy, cov = exx - mx * mx, eyy - my * my, exy - mx * my
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     ssim_map = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return ssim_map.flatten(1).mean(1).float()
+    return ssim_map.mean(1)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0, window: int = WINDOW,
+         sigma: float = SIGMA) -> torch.Tensor:
+    """SSIM of each image pair: (B, C, H, W) in [0, data_range] → (B,), the mean of `ssim_map` over
+    positions (and so over channels and positions)."""
+    return ssim_map(x, y, data_range, window, sigma).flatten(1).mean(1).float()
+
+
+def masked_ssim(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, data_range: float = 1.0,
+                window: int = WINDOW, sigma: float = SIGMA) -> torch.Tensor:
+    """SSIM of each pair over a region: the mean of `ssim_map` over the windows centred on the pixels
+    of `mask` (B, 1, H, W; bool or 0/1) → (B,), NaN where no window centre falls in the mask."""
+    half = window // 2
+    inside = mask[:, 0, half:mask.shape[-2] - half, half:mask.shape[-1] - half].to(torch.float64)
+    values = ssim_map(x, y, data_range, window, sigma).to(torch.float64)
+    return ((values * inside).sum((1, 2)) / inside.sum((1, 2))).float()
