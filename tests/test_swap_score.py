@@ -69,6 +69,8 @@ def test_the_truth_drawn_scores_perfectly_and_copies_score_as_their_baselines(wo
     assert copied["model"] == copied["copy_structure"]
     copied, _ = bench.score(lambda structure, appearance: appearance, batch_size=6)
     assert copied["model"] == copied["copy_appearance"]
+    # the reconstruction row draws each structure image with its own appearance: here S itself
+    assert copied["model_reconstruction"] == copied["copy_structure"]
     # the baselines are what their names say
     made = swap.baselines(denormalize(bench.appearance), denormalize(bench.structure))
     assert torch.equal(made["colour_transfer"], reinhard_transfer(denormalize(bench.structure),

@@ -20,7 +20,8 @@
 
   swap   the swaps against the synthetic world's truth (reid_eval/generation/swap.py): --pairs seeded
          (appearance, structure) pairs of the query split (different identities and cameras), for the
-         model and the no-learning baselines copy_structure, copy_appearance and colour_transfer:
+         model, the model redrawing S with S's own code (model_reconstruction: its fidelity without
+         transfer) and the no-learning baselines copy_structure, copy_appearance and colour_transfer:
          SSIM to the true swap, mean CIEDE2000 over the true upper / lower garment, and the fraction
          whose nearest gallery identity under the run's teacher (dgnet.teacher) is A's / S's.
          Keys swap.<method>.<score>. Synthetic-world checkpoints only; not run by default.

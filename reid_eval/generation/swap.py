@@ -7,6 +7,8 @@ the truth is the world's render of S's structure wearing A's identity's garments
 per pair:
 
   model            the generator: S's structure with A's appearance code
+  model_reconstruction  the generator drawing S with S's own code: no transfer, so what the model's
+                   reconstruction fidelity alone scores (the model's SSIM cannot be much above it)
   copy_structure   S unchanged
   copy_appearance  A unchanged
   colour_transfer  S with its CIELAB colour statistics moved to A's (Reinhard et al. 2001)
@@ -31,7 +33,7 @@ from ..features import extract_features, flip_embedding
 from .colour import masked_mean_delta_e, reinhard_transfer
 from .ssim import ssim
 
-METHODS = ("model", "copy_structure", "copy_appearance", "colour_transfer")
+METHODS = ("model", "model_reconstruction", "copy_structure", "copy_appearance", "colour_transfer")
 SCORES = ("ssim", "delta_e_upper", "delta_e_lower", "id_appearance", "id_structure")
 
 
@@ -165,6 +167,7 @@ class SwapBenchmark:
               flip: bool = True) -> tuple[dict[str, dict[str, float]], torch.Tensor]:
         """(method → scores, the model's images in [0, 1])."""
         generated = {"model": self.model_images(draw, device, batch_size),
+                     "model_reconstruction": self.model_images(lambda s, a: draw(s, s), device, batch_size),
                      **baselines(denormalize(self.appearance), denormalize(self.structure))}
         identify = None
         if embed is not None:
@@ -191,7 +194,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
     heads = {"ssim": "SSIM↑", "delta_e_upper": "ΔE upper↓", "delta_e_lower": "ΔE lower↓",
              "id_appearance": "id A↑", "id_structure": "id S"}
     keys = [k for k in SCORES if any(k in r for r in results.values())]
-    lines = [f"{'swap':<16}" + "".join(f"{heads[k]:>11}" for k in keys)]
+    lines = [f"{'swap':<22}" + "".join(f"{heads[k]:>11}" for k in keys)]
     for method, scores in results.items():
-        lines.append(f"{method:<16}" + "".join(f"{scores[k]:>11.3f}" if k in scores else f"{'':>11}" for k in keys))
+        lines.append(f"{method:<22}" + "".join(f"{scores[k]:>11.3f}" if k in scores else f"{'':>11}" for k in keys))
     return "\n".join(lines)
