@@ -10,6 +10,8 @@ from tqdm import tqdm
 
 from reid_data.transforms import normalize
 
+EMBEDDING_KINDS = ("teacher", "cluster_contrast", "dgnet", "gcl")  # trainers whose network gives a re-ID embedding
+
 
 def flip_embedding(embed: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                    flip: bool = True) -> torch.Tensor:

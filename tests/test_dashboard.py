@@ -78,3 +78,31 @@ def test_the_dashboard_serves_losses_rates_evaluation_and_images(dashboard):
     # each entry names its image by a query string; the image itself is a PNG
     png = get(port, "/data/plugin/images/individualImage", **dict(urllib.parse.parse_qsl(shown[0]["query"])))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_curves_read_what_the_run_logged_and_draw_it(tiny_cfg, tmp_path):
+    from PIL import Image
+
+    from configs.errors import UserError
+    from visual_tools import curves
+
+    cfg = tiny_cfg("run.eval_every=3")
+    history = build_trainer(cfg, run_dir(cfg)).fit()
+    other = tiny_cfg("run.name=other", "optim.lr=0.01")
+    build_trainer(other, run_dir(other)).fit()
+    scalars = curves.read_scalars(run_dir(cfg))
+    steps, losses = scalars["train/loss"]
+    # tensorboard stores float32: each logged loss to within one float32 rounding
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert losses == pytest.approx([h["loss"] for h in history], rel=2 ** -24)
+    assert scalars["eval/mAP"][0] == [3, 6]
+    # tensorboard's debiased moving average, by hand
+    a, b = 2.0, 4.0
+    assert curves.smoothed([a, b], 0.5) == pytest.approx([a, (0.5 * 0.5 * a + 0.5 * b) / 0.75])
+    out = curves.main([str(run_dir(cfg)), str(run_dir(other)), "--tags", "train/loss", "eval/mAP", "lr/model_0",
+                       "--output", str(tmp_path / "c.png")])
+    with Image.open(out) as image:
+        assert image.size == (7 * 110, int(3 * 2.6 * 110))  # three panels of 7 x 2.6 inches at 110 dpi
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"no tensorboard scalars in .*empty; no run logged train/nope"):
+        curves.main([str(run_dir(cfg)), str(tmp_path / "empty"), "--tags", "train/nope"])

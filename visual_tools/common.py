@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mesh.renders import ANGLES, RenderedImages, RenderError, RenderSet, angle_folder
-from reid_data import DatasetError, IMAGE_EXTENSIONS, Sample, normalize, test_loader
+from reid_data import DatasetError, Sample, normalize, test_loader
+from reid_data.image_folder import image_files_under
 from runtime.checkpoint import LoadedNetwork, load_network
 
 
@@ -69,16 +70,11 @@ def folder_images(folder: str) -> list[InputImage]:
     named by the sub-folder (DG-Net's layout); one directly in `folder` to the number its name
     starts with (Market-style names, 0002_c1s1_000451_03.jpg), or else to itself."""
     root = Path(folder)
-    if not root.is_dir():
-        raise DatasetError(f"input folder {folder} does not exist")
     images = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file():
-            parts = path.relative_to(root).parts
-            identity = parts[0] if len(parts) > 1 else _leading_number(path.stem) or path.stem
-            images.append(InputImage(str(path), identity))
-    if not images:
-        raise DatasetError(f"input folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    for path in image_files_under(root, "input folder"):
+        parts = path.relative_to(root).parts
+        identity = parts[0] if len(parts) > 1 else _leading_number(path.stem) or path.stem
+        images.append(InputImage(str(path), identity))
     return images
 
 

@@ -4,14 +4,14 @@ Images here are float tensors in [0, 1] (`reid_data.denormalize` of the model's 
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.utils import make_grid
+
+from reid_eval.figure import save  # the one atomic image writer, shared with reid_eval's figures
 
 PAD = 2  # white pixels between the cells of a figure
 
@@ -26,21 +26,6 @@ def format_options(path: str | Path) -> dict:
     """PIL save options by file suffix: JPEG at quality 95 with full-resolution colour (small
     person images lose much of their colour to the default 4:2:0 subsampling); none otherwise."""
     return {"quality": 95, "subsampling": 0} if Path(path).suffix.lower() in (".jpg", ".jpeg") else {}
-
-
-def save(image: Image.Image, path: str | Path, **options) -> Path:
-    """Write `image` atomically (temp file + rename): a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        image.save(tmp, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
 
 
 def grid(cells: torch.Tensor, filled: torch.Tensor | None = None) -> torch.Tensor:

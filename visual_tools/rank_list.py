@@ -21,32 +21,29 @@ iteration).
 """
 from __future__ import annotations
 
-import functools
 import os
 import random
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from configs.errors import command
-from reid_data import DatasetError, Sample, load_resized
+from reid_data import DatasetError, Sample
 from reid_data.records import first_few
 from reid_eval.evaluate_checkpoint import distances as run_distances
 from reid_eval.evaluator import QueryGallery
+from reid_eval.features import EMBEDDING_KINDS
+from reid_eval.figure import BLACK, QUERY, cell, picture, rows_figure, save
+from reid_eval.figure import FRAME, GAP, LINE, PAD  # noqa: F401  the geometry of the pages (their test reads it)
 from reid_eval.ranking import RankedGallery, ranked_gallery
 from runtime.checkpoint import read_checkpoint
 from visual_tools import common
-from visual_tools.image_io import save
 
-KINDS = ("teacher", "cluster_contrast", "dgnet", "gcl")  # runs whose network gives a re-ID embedding
 PER_PAGE = 8
-FRAME, PAD, GAP = 3, 2, 8          # frame width; pixels between cells; between a query and its list
-FONT_SIZE, LINE = 10, 12           # text under each image: two lines
-QUERY, MATCH, WRONG, EXCLUDED = (0, 90, 220), (0, 160, 0), (220, 0, 0), (150, 150, 150)
-WHITE, BLACK = (255, 255, 255), (0, 0, 0)
+MATCH, WRONG, EXCLUDED = (0, 160, 0), (220, 0, 0), (150, 150, 150)
 LEGEND = "green: true match   red: false match   grey: excluded by the metric (junk, or same id and camera)"
 
 
@@ -71,26 +68,6 @@ def rank_lists(qg: QueryGallery, queries: Sequence[int]) -> list[RankedGallery]:
     return [ranked_gallery(qg.distmat[q], qg.q_pids[q], qg.q_camids[q], qg.g_pids, qg.g_camids) for q in queries]
 
 
-@functools.lru_cache(maxsize=1)
-def font() -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=FONT_SIZE)
-    except TypeError:  # Pillow before 10.1: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def cell(image: Image.Image, colour: tuple, lines: Sequence[tuple[str, tuple]], faded: bool = False) -> Image.Image:
-    """An image in a frame of `colour` with (text, colour) lines under it."""
-    w, h = image.size
-    out = Image.new("RGB", (w + 2 * FRAME, h + 2 * FRAME + len(lines) * LINE + PAD), WHITE)
-    out.paste(colour, (0, 0, w + 2 * FRAME, h + 2 * FRAME))
-    out.paste(Image.blend(image, Image.new("RGB", image.size, WHITE), 0.55) if faded else image, (FRAME, FRAME))
-    draw, text_font = ImageDraw.Draw(out), font()
-    for i, (text, text_colour) in enumerate(lines):
-        draw.text((FRAME, h + 2 * FRAME + PAD + i * LINE), text, fill=text_colour, font=text_font)
-    return out
-
-
 def query_cell(image: Image.Image, pid: int, matched: bool) -> Image.Image:
     first = ("query", BLACK) if matched else ("no match", WRONG)
     return cell(image, QUERY, [first, (f"id {pid}", BLACK)])
@@ -106,31 +83,15 @@ def page_figure(title: str, queries: Sequence[Sample], rankings: Sequence[Ranked
                 top: int, height: int, width: int) -> Image.Image:
     """Rows of each query and the head of its ranking (to the `top`-th kept entry), under a title and
     the colour legend."""
-    def picture(sample: Sample) -> Image.Image:
-        return Image.fromarray(load_resized(sample.path, height, width).permute(1, 2, 0).numpy())
-
     rows = []
     for q, ranking in zip(queries, rankings):
         head = ranking.head(top)
-        cells = [query_cell(picture(q), q.pid, matched=bool(ranking.match.any()))]  # else the metric skips it
-        cells += [gallery_cell(picture(gallery[g]), kept, match, rank, d)
+        matched = bool(ranking.match.any())  # else the metric skips the query
+        cells = [query_cell(picture(q.path, height, width), q.pid, matched)]
+        cells += [gallery_cell(picture(gallery[g].path, height, width), kept, match, rank, d)
                   for g, d, kept, match, rank in zip(head.index, head.distance, head.kept, head.match, head.rank)]
         rows.append(cells)
-    cw, ch = rows[0][0].size
-    columns = max(len(r) for r in rows)
-    title_height = 2 * LINE + 2 * PAD
-    draw, text_font = ImageDraw.Draw(Image.new("RGB", (1, 1))), font()
-    text_width = max(draw.textlength(text, font=text_font) for text in (title, LEGEND))
-    page = Image.new("RGB", (max(PAD + columns * (cw + PAD) + GAP, 2 * PAD + int(text_width) + 1),
-                             title_height + len(rows) * (ch + PAD)), WHITE)
-    draw = ImageDraw.Draw(page)
-    draw.text((PAD, PAD), title, fill=BLACK, font=text_font)
-    draw.text((PAD, PAD + LINE), LEGEND, fill=BLACK, font=text_font)
-    for r, cells in enumerate(rows):
-        y = title_height + r * (ch + PAD)
-        for c, image in enumerate(cells):
-            page.paste(image, (PAD + c * (cw + PAD) + (GAP if c else 0), y))
-    return page
+    return rows_figure([title, LEGEND], rows)
 
 
 def run_folder(checkpoint: Path) -> Path:
@@ -153,7 +114,7 @@ def main(argv=None) -> list[Path]:
     checkpoint = Path(args.checkpoint)
     name = "rank_list_rerank" if args.rerank else "rank_list"
     output = Path(args.output or f"{checkpoint.with_suffix('')}-{name}")
-    loaded = common.load_run(checkpoint, KINDS, args.device, args.opts)
+    loaded = common.load_run(checkpoint, EMBEDDING_KINDS, args.device, args.opts)
     data = loaded.dataset
     queries = choose_queries(data.query, args.queries, args.query_files, args.seed)
     rankings = rank_lists(run_distances(loaded, args.rerank), queries)
