@@ -26,9 +26,10 @@ from tqdm import tqdm
 from configs.loader import load_config
 from models.hmr import build_hmr, hmr_input
 from models.weights import WeightsError
+from runtime.checkpoint import hmr_weights
 from reid_data import DatasetError, dataset_from_config
 from reid_data.image import read_image
-from reid_data.loader import loader_workers
+from reid_data.dataloaders import loader_workers
 from reid_data.transforms import normalize
 from runtime.device import resolve_device
 from configs.errors import command
@@ -62,7 +63,8 @@ class HMRViews:
                                "`trainer: hmr` checkpoint or SPIN's model_checkpoint.pt), or "
                                "--oracle on the synthetic world")
         h = cfg.hmr  # every weight comes from the checkpoint: no ImageNet start is read
-        self.model = build_hmr(cfg.model.backbone, False, h.mean_params, h.iterations, checkpoint).to(device).eval()
+        self.model = build_hmr(cfg.model.backbone, False, h.mean_params, h.iterations, hmr_weights(checkpoint),
+                               checkpoint).to(device).eval()
         self.body = load_body_model(cfg.hmr.body_model, device=device, create_transl=False)
         self.size, self.device = cfg.hmr.input_size, device
 

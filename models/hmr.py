@@ -153,23 +153,18 @@ def read_mean_params(path) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(data[k].astype(np.float32)) for k in MEAN_SHAPES}
 
 
-def read_hmr_state(path) -> dict[str, torch.Tensor]:
-    """The regressor's state dict from SPIN's checkpoint or a `trainer: hmr` checkpoint."""
-    path = _existing(path, "HMR checkpoint")
-    try:    # a run's checkpoint holds RNG states and the config besides tensors
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise WeightsError(f"HMR checkpoint {path} could not be read: {e}") from None
-    if isinstance(state, dict) and state.get("trainer") == "hmr":
-        state = state["modules"]["model"]
-    elif isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    return {k.removeprefix("module."): v for k, v in state.items() if torch.is_tensor(v)}
+def spin_state(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The regressor's state dict in what SPIN's ``model_checkpoint.pt`` holds (its weights under
+    "model", or the bare state dict; "module." prefixes of DataParallel dropped)."""
+    if isinstance(checkpoint.get("model"), dict):
+        checkpoint = checkpoint["model"]
+    return {k.removeprefix("module."): v for k, v in checkpoint.items() if torch.is_tensor(v)}
 
 
-def load_hmr_weights(model: HMR, path) -> HMR:
-    """Load SPIN's checkpoint (or an hmr run's) into ``model``; names and shapes must match."""
-    state = read_hmr_state(path)
+def load_hmr_weights(model: HMR, state: dict[str, torch.Tensor], source) -> HMR:
+    """Load a regressor state dict (`source`: the file it came from, for messages) into ``model``;
+    names and shapes must match."""
+    path = source
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -189,9 +184,9 @@ def load_hmr_weights(model: HMR, path) -> HMR:
 
 
 def build_hmr(backbone: str, pretrained, mean_params: str | None, iterations: int,
-              checkpoint: str | None = None) -> HMR:
-    """The regressor: started from SPIN's mean parameters when given, with the weights of
-    `checkpoint` (SPIN's or an hmr run's) when given."""
+              weights: dict[str, torch.Tensor] | None = None, source=None) -> HMR:
+    """The regressor: started from SPIN's mean parameters when given, with `weights` (a state dict
+    read from the file `source`: `runtime.checkpoint.hmr_weights`) when given."""
     mean = read_mean_params(mean_params) if mean_params else None
     model = HMR(backbone, pretrained, mean, iterations)
-    return load_hmr_weights(model, checkpoint) if checkpoint else model
+    return load_hmr_weights(model, weights, source) if weights is not None else model

@@ -4,7 +4,7 @@ from .records import DatasetError, ReIDDataset, Sample
 from .registry import DATASETS, build_dataset, dataset_from_config
 from .transforms import BatchAugment, denormalize, load_resized, normalize
 from .samplers import BatchStream, pk_batches, shuffled_batches
-from .loader import ImageDataset, UnlabeledDataset, test_loader, train_loader
+from .dataloaders import ImageDataset, UnlabeledDataset, test_loader, train_loader
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_image", "DatasetError", "ReIDDataset", "Sample",
            "DATASETS", "build_dataset", "dataset_from_config", "BatchAugment", "denormalize", "load_resized", "normalize",

@@ -6,7 +6,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from reid_data.loader import test_loader
+from reid_data.dataloaders import test_loader
 from .features import extract_features
 from .metrics import evaluate_rank
 from .rerank import re_ranking

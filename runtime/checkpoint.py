@@ -1,8 +1,8 @@
 """Checkpoint files — written atomically, read with one clear sentence when they are not ours — and
 the one way to rebuild a run's network from its checkpoint (`load_network`): evaluation, the visual
-tools and the DG-Net teacher all load through it (render precomputation also reads SPIN's own
-files: `models.hmr.build_hmr`), and none of them builds a
-trainer, an optimizer or a teacher to do so."""
+tools, export and the DG-Net teacher all load through it, and none of them builds a trainer, an
+optimizer or a teacher to do so. HMR's weights, a run's or SPIN's own file, come through
+`hmr_weights` (render precomputation and the hmr trainer's start)."""
 from __future__ import annotations
 
 import os
@@ -19,6 +19,7 @@ from torch import nn
 
 from configs.errors import UserError
 from configs.loader import load_config
+from models.weights import WeightsError
 from reid_data import dataset_from_config
 
 from .device import resolve_device
@@ -90,6 +91,26 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path} is not a GenReID checkpoint (one holds {', '.join(REQUIRED_KEYS)}); "
                               f"pass a run's checkpoints/last.pt or iter_*.pt")
     return state
+
+
+def hmr_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The HMR regressor's weights in `path`: a `trainer: hmr` run's checkpoint or SPIN's
+    model_checkpoint.pt, read once; one sentence when it is neither."""
+    from models.hmr import SPIN_SOURCE, spin_state
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"HMR checkpoint {path} does not exist; {SPIN_SOURCE}, or fix the path")
+    try:  # a run's checkpoint holds RNG states and the config besides tensors
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise WeightsError(f"HMR checkpoint {path} could not be read: {err}") from None
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} holds no HMR weights (neither a `trainer: hmr` checkpoint nor SPIN's)")
+    if all(k in state for k in REQUIRED_KEYS):  # one of ours
+        if state["trainer"] != "hmr":
+            raise CheckpointError(f"{path} was written by trainer {state['trainer']!r}, not 'hmr'")
+        return state["modules"]["model"]
+    return spin_state(state)
 
 
 def _reid_net(cfg, weights: dict) -> nn.Module:

@@ -10,6 +10,7 @@ from configs.loader import load_config
 from mesh.rotation import axis_angle_to_matrix
 from models.hmr import HMR, hmr_input, load_hmr_weights, matrix_to_rot6d, read_mean_params, rot6d_to_matrix
 from models.weights import WeightsError
+from runtime.checkpoint import hmr_weights
 from trainers import build_trainer
 
 EPS32 = torch.finfo(torch.float32).eps
@@ -87,7 +88,7 @@ def test_rot6d_orthonormal_and_round_trip():
 def test_spin_files_load_and_missing_files_are_one_sentence(tmp_path):
     src = HMR("resnet18")
     torch.save({"model": src.state_dict(), "optimizer": {}}, tmp_path / "model_checkpoint.pt")
-    dst = load_hmr_weights(HMR("resnet18"), tmp_path / "model_checkpoint.pt")
+    dst = load_hmr_weights(HMR("resnet18"), hmr_weights(tmp_path / "model_checkpoint.pt"), "SPIN's file")
     assert all(torch.equal(a, b) for a, b in zip(src.state_dict().values(),
                                                  dst.state_dict().values()))
     mean = {"pose": np.arange(144, dtype=np.float64), "shape": np.ones(10), "cam": np.ones(3)}
@@ -97,7 +98,9 @@ def test_spin_files_load_and_missing_files_are_one_sentence(tmp_path):
     with pytest.raises(WeightsError, match="does not exist; SPIN's fetch_data.sh"):
         read_mean_params(tmp_path / "nothing.npz")
     with pytest.raises(WeightsError, match="needs model.backbone resnet50"):
-        load_hmr_weights(HMR("resnet34"), tmp_path / "model_checkpoint.pt")
+        load_hmr_weights(HMR("resnet34"), hmr_weights(tmp_path / "model_checkpoint.pt"), "SPIN's file")
+    with pytest.raises(WeightsError, match="does not exist; SPIN's fetch_data.sh"):
+        hmr_weights(tmp_path / "none.pt")
 
 
 def hmr_cfg(root, logs, *overrides):

@@ -18,6 +18,7 @@ from reid_data import DatasetError, ImageDataset, dataset_from_config, train_loa
 from reid_data.synthetic.ground_truth import load_ground_truth
 from reid_data.synthetic.hmr_targets import hmr_targets
 from reid_data.transforms import normalize
+from runtime.checkpoint import hmr_weights
 
 from .base import Trainer
 from .optim import build_optimizer, build_scheduler
@@ -55,7 +56,7 @@ class HMRTrainer(Trainer):
         self.body.requires_grad_(False)
         h = cfg.hmr
         self.model = build_hmr(cfg.model.backbone, cfg.model.pretrained, h.mean_params, h.iterations,
-                               h.checkpoint).to(self.device)
+                               hmr_weights(h.checkpoint) if h.checkpoint else None, h.checkpoint).to(self.device)
         trunk = [p for n, p in self.model.named_parameters() if n.split(".")[0] in BACKBONE]
         head = [p for n, p in self.model.named_parameters() if n.split(".")[0] not in BACKBONE]
         optimizer = build_optimizer(cfg.optim, [
