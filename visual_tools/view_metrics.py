@@ -28,6 +28,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
+from tqdm import tqdm
 
 from configs.errors import command
 from reid_eval.generation import LPIPSDistance
@@ -76,8 +77,9 @@ def main(argv=None) -> dict:
     renders = common.find_renders(images, common.render_root(loaded, args.renders),
                                   None if args.input else loaded.dataset)
     size = loaded.cfg.data.test_batch_size
-    batches = (([im.path for im in images[k * size:(k + 1) * size]], x, r)
-               for k, (x, r) in enumerate(common.rendered_batches(images, renders, loaded)))
+    batches = tqdm((([im.path for im in images[k * size:(k + 1) * size]], x, r)
+                    for k, (x, r) in enumerate(common.rendered_batches(images, renders, loaded))),
+                   desc="views", unit="batch", total=-(-len(images) // size), mininterval=2.0)
     judge = {} if args.judge is None else judged_identity(args.judge, loaded, world)
     scores = rotated_view_scores(partial(novel_views, loaded.model), batches, world, distance, **judge)
 

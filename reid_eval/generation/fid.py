@@ -13,6 +13,7 @@ import numpy as np
 import scipy.linalg
 import torch
 import torchvision
+from tqdm import tqdm
 from pytorch_fid import inception as pytorch_fid_inception
 
 from models.weights import WeightsError, read_state_dict, resolve_weights
@@ -57,7 +58,8 @@ def _random_state() -> dict:
 def inception_features(model: torch.nn.Module, batches: Iterable[torch.Tensor]) -> np.ndarray:
     """(N, 2048) float64 pool3 features of image batches in [0, 1]."""
     device = next(model.parameters()).device
-    feats = [model(b.to(device, torch.float32))[0].flatten(1).double().cpu() for b in batches]
+    feats = [model(b.to(device, torch.float32))[0].flatten(1).double().cpu()
+             for b in tqdm(batches, desc="FID features", unit="batch", leave=False, mininterval=2.0)]
     return torch.cat(feats).numpy()
 
 
