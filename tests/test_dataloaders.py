@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from configs.loader import load_config
-from reid_data import ImageDataset, Sample, loader
+from reid_data import ImageDataset, Sample, dataloaders
 
 
 @pytest.fixture
@@ -24,8 +24,8 @@ def test_workers_are_capped_at_the_cores_this_process_may_use(monkeypatch, sampl
                               f"data.workers={workers}", "data.test_batch_size=2"]).data
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch warns of more workers than cores when it builds and iterates
-        train = loader.train_loader(ImageDataset(samples, data.height, data.width), data, seed=0)
-        test = loader.test_loader(samples, data)
+        train = dataloaders.train_loader(ImageDataset(samples, data.height, data.width), data, seed=0)
+        test = dataloaders.test_loader(samples, data)
         assert len(next(iter(test))["image"]) == 2
     assert train.num_workers == test.num_workers == expected
 
@@ -34,4 +34,4 @@ def test_without_an_affinity_the_core_count_caps_the_workers(monkeypatch, sample
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS
     monkeypatch.setattr(os, "cpu_count", lambda: 3)
     data = load_config(None, ["data.workers=4"]).data
-    assert loader.test_loader(samples, data).num_workers == 3
+    assert dataloaders.test_loader(samples, data).num_workers == 3
