@@ -71,7 +71,7 @@ def test_test_cli_evaluates_a_checkpoint(tiny_cfg):
     trainer = build_trainer(cfg, run_dir(cfg))
     trainer.fit()
     ckpt = run_dir(cfg) / "checkpoints" / "last.pt"
-    out = subprocess.run([sys.executable, str(REPO / "reid_eval" / "test.py"), "--checkpoint", str(ckpt),
+    out = subprocess.run([sys.executable, str(REPO / "reid_eval" / "evaluate_checkpoint.py"), "--checkpoint", str(ckpt),
                           "--opts", "data.workers=0"],
                          capture_output=True, text=True, cwd=REPO, timeout=300)
     assert out.returncode == 0, out.stderr
