@@ -5,7 +5,8 @@
                                   [--smooth 0.6]
 
 One panel per tag, one line per run (named by its folder), against the iteration; `--smooth`
-adds tensorboard's exponential moving average over the raw values, drawn faint behind it. Default
+draws tensorboard's exponential moving average over the raw values (faint behind it) for series of
+10 points or more (losses, not a few evaluations). Default
 tags: train/loss and eval/mAP. A tag that no run logged, or a folder without events, is one
 error naming them all. Default output: curves.png in the first run's folder.
 """
@@ -26,6 +27,7 @@ from matplotlib import pyplot as plt  # noqa: E402  (after the backend is chosen
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 DEFAULT_TAGS = ("train/loss", "eval/mAP")
+SMOOTHED_FROM = 10  # points; a few evaluations are drawn as they are (a moving average would lag them)
 
 
 def read_scalars(run: str | Path) -> dict[str, tuple[list[int], list[float]]]:
@@ -57,7 +59,7 @@ def curves_figure(runs: dict[str, dict], tags: list[str], smooth: float) -> Imag
                 continue
             steps, values = scalars[tag]
             colour = f"C{index % 10}"
-            if smooth > 0 and len(values) > 1:
+            if smooth > 0 and len(values) >= SMOOTHED_FROM:
                 ax.plot(steps, values, color=colour, alpha=0.25, linewidth=1)
                 values = smoothed(values, smooth)
             ax.plot(steps, values, color=colour, label=name, linewidth=1.5, marker="o" if len(steps) < 12 else None)
