@@ -76,11 +76,17 @@ def read_folders(root: str, folders: Mapping[str, str], pattern: str) -> dict[st
         problems.append(f"{len(unmatched)} file names do not match data.pattern {pattern!r} "
                         f"({first_few(unmatched)}): rename them, or set data.pattern to a regular expression "
                         f"whose named groups pid and camid take whole numbers from the start of each name")
+    refuse_malformed(root, problems, empty, "hold")
+    return splits
+
+
+def refuse_malformed(root: str, problems: list[str], empty: list[str], verb: str) -> None:
+    """One error for everything wrong with the set: `problems`, and the `empty` folders or lists (each
+    "<verb>s no images")."""
     if empty:
-        problems.append(f"{join_and(empty)} hold{'s' if len(empty) == 1 else ''} no images")
+        problems = [*problems, f"{join_and(empty)} {verb}{'s' if len(empty) == 1 else ''} no images"]
     if problems:
         raise DatasetError(f"{TITLE} at {root} is malformed: {'; '.join(problems)}")
-    return splits
 
 
 def name_rule(pattern: str) -> re.Pattern:
@@ -131,10 +137,7 @@ def read_lists(root: str, lists: Mapping[str, str]) -> dict[str, list[Sample]]:
     if bad:
         problems.append(f"{len(bad)} rows are malformed ({first_few(bad)}): a row is path,pid,camid, the "
                         f"path of an image file (relative to {root} or absolute) and two whole numbers")
-    if empty:
-        problems.append(f"{join_and(empty)} list{'s' if len(empty) == 1 else ''} no images")
-    if problems:
-        raise DatasetError(f"{TITLE} at {root} is malformed: {'; '.join(problems)}")
+    refuse_malformed(root, problems, empty, "list")
     return splits
 
 

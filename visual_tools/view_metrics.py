@@ -32,10 +32,10 @@ from tqdm import tqdm
 
 from configs.errors import command
 from reid_eval.generation import LPIPSDistance
-from reid_eval.generation.swap import embed_images, nearest_identity
+from reid_eval.generation.swap import gallery_identifier
 from reid_eval.generation.views import METHODS, novel_views, rotated_view_scores
 from reid_eval.features import extract_features
-from reid_data import normalize, test_loader
+from reid_data import test_loader
 from runtime.checkpoint import load_network
 from visual_tools import common
 
@@ -103,10 +103,8 @@ def judged_identity(path: str, loaded: common.Loaded, world) -> dict:
     gallery = loaded.dataset.gallery
     features, _, _ = extract_features(judge.embed, test_loader(gallery, data_cfg), loaded.device, flip,
                                       desc="judge gallery")
-
-    def identify(images):
-        found = embed_images(judge.embed, normalize(images * 255.0).to(loaded.device), data_cfg.test_batch_size, flip)
-        return nearest_identity(found, features, [s.pid for s in gallery])
+    identify = gallery_identifier(judge.embed, features, [s.pid for s in gallery], loaded.device,
+                                  data_cfg.test_batch_size, flip)
 
     def pids_of(paths):
         return np.array([world.record(p)["pid"] for p in paths])

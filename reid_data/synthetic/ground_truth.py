@@ -104,6 +104,13 @@ class WorldGroundTruth:
         rec["appearance"] = self.appearances[rec["identity"]]
         return rec
 
+    def _posable(self, names) -> list[dict]:
+        """The records of images `names`, their poses in float64 as the body model takes them."""
+        recs = [self.record(n) for n in names]
+        for r in recs:
+            r["pose"] = r["pose"].astype(np.float64)
+        return recs
+
     @property
     def imager(self) -> Imager:
         if self._imager is None:
@@ -117,9 +124,7 @@ class WorldGroundTruth:
         image; None: each image's own). Returns images (B, 3, H, W) and masks (B, 1, H, W)."""
         if mode not in ("rgb", "grey"):
             raise ValueError(f"mode must be 'rgb' or 'grey', not {mode!r}")
-        recs = [self.record(n) for n in names]
-        for r in recs:
-            r["pose"] = r["pose"].astype(np.float64)
+        recs = self._posable(names)
         apps = [r["appearance"] for r in recs]
         yaws = None
         if yaw is not None:
@@ -138,9 +143,7 @@ class WorldGroundTruth:
         ``images`` (B, 3, H, W) in [0, 1] at the world's size (the written images); the same size out.
         Each vertex takes the image's colour where it projects, when nothing of the body stands in front
         of it; the turned body is drawn with those colours, unlit (the image's shading travels with it)."""
-        recs = [self.record(n) for n in names]
-        for r in recs:
-            r["pose"] = r["pose"].astype(np.float64)
+        recs = self._posable(names)
         apps = [r["appearance"] for r in recs]
         yaws = np.broadcast_to(np.asarray(yaw, np.float64), (len(recs),)).copy()
         own, _ = self.imager.pose(apps, recs)
@@ -171,9 +174,7 @@ class WorldGroundTruth:
         if len(appearance_names) != len(structure_names):
             raise ValueError(f"{len(appearance_names)} appearance images for "
                              f"{len(structure_names)} structure images")
-        recs = [self.record(n) for n in structure_names]
-        for r in recs:
-            r["pose"] = r["pose"].astype(np.float64)
+        recs = self._posable(structure_names)
         apps = [dressed(r["appearance"], self.record(a)["appearance"])
                 for r, a in zip(recs, appearance_names)]
         verts, _ = self.imager.pose(apps, recs)

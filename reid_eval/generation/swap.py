@@ -104,6 +104,15 @@ def nearest_identity(features: torch.Tensor, gallery_features: torch.Tensor, gal
     return np.asarray(gallery_pids)[(features @ gallery_features.T).argmax(1).numpy()]
 
 
+def gallery_identifier(embed: Callable[[torch.Tensor], torch.Tensor], gallery_features: torch.Tensor, gallery_pids,
+                       device: torch.device, batch_size: int, flip: bool = True) -> Callable[[torch.Tensor], np.ndarray]:
+    """images (N, 3, H, W) in [0, 1] → the identity of each one's nearest gallery image under `embed`."""
+    def identify(images):
+        feats = embed_images(embed, normalize(images * 255.0).to(device), batch_size, flip)
+        return nearest_identity(feats, gallery_features, gallery_pids)
+    return identify
+
+
 def identity_scores(predicted: np.ndarray, a_pids, s_pids) -> dict[str, float]:
     return {"id_appearance": float(np.mean(predicted == np.asarray(a_pids))),
             "id_structure": float(np.mean(predicted == np.asarray(s_pids)))}
@@ -169,14 +178,8 @@ class SwapBenchmark:
         generated = {"model": self.model_images(draw, device, batch_size),
                      "model_reconstruction": self.model_images(lambda s, a: draw(s, s), device, batch_size),
                      **baselines(denormalize(self.appearance), denormalize(self.structure))}
-        identify = None
-        if embed is not None:
-            gallery = self.gallery_features(embed, device, flip)
-            pids = [g.pid for g in self.gallery]
-
-            def identify(images):
-                feats = embed_images(embed, normalize(images * 255.0).to(device), batch_size, flip)
-                return nearest_identity(feats, gallery, pids)
+        identify = None if embed is None else gallery_identifier(
+            embed, self.gallery_features(embed, device, flip), [g.pid for g in self.gallery], device, batch_size, flip)
         return score_methods(generated, self.truths, identify, self.a_pids, self.s_pids), generated["model"]
 
 
