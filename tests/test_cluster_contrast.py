@@ -208,8 +208,8 @@ def test_two_gloo_processes_cluster_identically(cc_cfg, tmp_path):
     first = json.loads((run_dir(cfg) / "clusters.jsonl").read_text().splitlines()[0])
     assert first == json.loads((run_dir(single_cfg) / "clusters.jsonl").read_text().splitlines()[0])
     assert torch.equal(r0["labels"], r1["labels"])
-    for key, value in r0["memory"].items():
-        assert torch.allclose(value, r1["memory"][key], atol=1e-6), key
+    for key, value in r0["memory"].items():  # the same updates from the same gathered batch: to the bit
+        assert torch.equal(value, r1["memory"][key]), key
     assert r0["history"] != r1["history"]
 
 

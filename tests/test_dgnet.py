@@ -179,8 +179,13 @@ def test_decoder_codes_are_those_of_the_unerased_images():
     clean = clean_codes(encoder, images, erased, codes)
     assert torch.equal(clean[[0, 2]], codes[[0, 2]])  # erasing left them alone: their codes are kept
     twin = copy.deepcopy(encoder)  # what a plain train-mode pass over the two changed images gives
-    assert torch.allclose(clean[[1, 3]], twin(images[[1, 3]]).code, atol=1e-5)
-    assert not torch.allclose(clean[[1, 3]], codes[[1, 3]], atol=1e-3)
+    plain = twin(images[[1, 3]]).code
+    # The same pass, up to the summation order of the kernels that each call picks: float32 through 20
+    # layers of up to 4.6k-term sums lands ~4e-6 of the code's scale from float64; erasing moves the
+    # codes by about the code's scale itself.
+    tol = 1e-4 * plain.abs().max().item()
+    assert (clean[[1, 3]] - plain).abs().max() <= tol
+    assert (clean[[1, 3]] - codes[[1, 3]]).abs().max() > 100 * tol
     assert not changed(stats, encoder)  # BN running statistics untouched
     assert clean_codes(encoder, images, images, codes) is codes
 
@@ -207,9 +212,9 @@ def test_two_gloo_processes_train_in_step(dgnet_cfg, tmp_path):
     cfg = dgnet_cfg("run.max_iter=2", "run.name=ddp")
     r0, r1 = run_two_gloo_processes(_ddp_worker, cfg, tmp_path)
     assert not set(r0["first_batch"]) & set(r1["first_batch"])  # each process its own share of the stream
-    for key, value in r0["state"].items():  # identical parameters after the averaged steps
-        if "running_" not in key and "num_batches" not in key:
-            assert torch.allclose(value, r1["state"][key], atol=1e-6), key
+    for key, value in r0["state"].items():  # identical parameters after the averaged steps: gloo hands
+        if "running_" not in key and "num_batches" not in key:  # every rank the same sum, to the bit
+            assert torch.equal(value, r1["state"][key]), key
     assert r0["history"] != r1["history"]  # different data, so different losses
     files = sorted(p.name for p in (run_dir(cfg) / "checkpoints").iterdir())
     assert files == ["iter_0000002.pt", "last.pt"]
