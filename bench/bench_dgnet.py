@@ -40,6 +40,7 @@ from torch.utils.flop_counter import flop_registry
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common import emit  # noqa: E402
+from bench.saved_activations import SavedActivations  # noqa: E402
 from configs.loader import load_config  # noqa: E402
 from reid_data.toy import write_toy_market  # noqa: E402
 from trainers import build_trainer  # noqa: E402
@@ -68,7 +69,7 @@ class CountFlops(TorchDispatchMode):
 
 
 def measure(config: str, height: int, width: int, batch: int, precision: str, iters: int, warmup: int,
-            device: str) -> dict:
+            device: str, by_module: bool = False) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toy"
         write_toy_market(str(data), num_ids=4 * batch + 4, images_per_id=6, height=height, width=width)
@@ -104,12 +105,26 @@ def measure(config: str, height: int, width: int, batch: int, precision: str, it
         with CountFlops() as flops:  # one more iteration, counted
             trainer.train_step(next(batches))
         gflop = flops.total / 1e9
+        held = None
+        if by_module:  # one more, with what autograd keeps for backward accounted by module
+            with SavedActivations(torch.nn.ModuleDict({"dgnet": trainer.net, "teacher": trainer.teacher}),
+                                  depth=4) as held:
+                trainer.train_step(next(batches))
         row = {"bench": "dgnet_train_iteration", "config": str(Path(config).resolve().relative_to(ROOT)), "height": height, "width": width, "batch": batch,
                "amp": precision != "float32", "precision": precision, "device": str(trainer.device),
                "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
                "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
                "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "skipped_steps": trainer.skipped_steps, "keep_freed_memory": cfg.run.keep_freed_memory}
+        if held is not None:
+            mb = lambda n: round(n / 2 ** 20, 1)  # noqa: E731
+            row["saved_for_backward_peak_mb"] = mb(held.peak_bytes)
+            row["saved_for_backward_mb_by_module"] = {k: mb(v) for k, v in sorted(
+                held.peak_by_module.items(), key=lambda kv: -kv[1])}
+            row["parameters_mb"] = mb(sum(p.numel() * p.element_size() for p in trainer.net.parameters()))
+            row["optimizer_state_mb"] = mb(sum(t.numel() * t.element_size() for o in trainer.optimizers.values()
+                                              for state in o.state.values() for t in state.values()
+                                              if torch.is_tensor(t)))
         if trainer.device.type == "cuda":
             row["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20)
         return row
@@ -155,13 +170,16 @@ def main():
     parser.add_argument("--precisions", nargs="+", choices=sorted(DTYPES),
                         help="default: float32, then bfloat16 on a CPU or float16 on CUDA")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--by-module", action="store_true",
+                        help="one more iteration with the bytes saved for backward accounted by module")
     parser.add_argument("--one", nargs=3, metavar=("H", "W", "PRECISION"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = load_config(args.config).data
     args.batch = args.batch or data.batch_size // 4  # identities a side
     if args.one:  # measure_alone's process
         h, w, precision = int(args.one[0]), int(args.one[1]), args.one[2]
-        print(json.dumps(measure(args.config, h, w, args.batch, precision, args.iters, args.warmup, args.device)))
+        print(json.dumps(measure(args.config, h, w, args.batch, precision, args.iters, args.warmup, args.device,
+                                 args.by_module)))
         return
     precisions = args.precisions or ["float32", "float16" if args.device.startswith("cuda") else "bfloat16"]
     for size in args.sizes or [f"{data.height}x{data.width}"]:
@@ -180,7 +198,7 @@ def measure_alone(height: int, width: int, precision: str, args) -> dict:
     """`measure` in a process of its own, so that its peak memory is its own."""
     out = subprocess.run([sys.executable, __file__, "--one", str(height), str(width), precision,
                           "--config", args.config, "--batch", str(args.batch), "--iters", str(args.iters),
-                          "--warmup", str(args.warmup), "--device", args.device],
+                          "--warmup", str(args.warmup), "--device", args.device, *["--by-module"] * args.by_module],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -251,3 +251,35 @@ def test_teacher_targets_are_distributions(style):
         assert target[outside].abs().sum() == 0
     if style == "uniform":
         assert torch.equal(target, torch.full((4, 6), 1 / 6))  # the float32 nearest 1/6 both
+
+
+def test_recomputed_stages_give_the_same_images_and_gradients_keeping_less():
+    from bench.saved_activations import SavedActivations
+    from models.generative import to_grey
+    torch.manual_seed(0)
+    plain = build_dgnet(tiny_net_cfg(), num_classes=5)
+    again = build_dgnet(tiny_net_cfg("gen.recompute=true"), num_classes=5)
+    again.load_state_dict(plain.state_dict())
+    x, code = torch.randn(3, 3, 64, 32), torch.randn(3, 512, 2)
+    results = []
+    for net in (plain, again):
+        with SavedActivations(net.structure) as structure_saved:
+            structure = net.encode_structure(x)
+        with SavedActivations(net.decoder) as decoder_saved:
+            out = net.decode(structure, code)
+        params = [*net.structure.parameters(), *net.decoder.parameters()]
+        results.append((out, torch.autograd.grad(out.square().mean(), params),
+                        structure_saved.peak_bytes, decoder_saved.peak_bytes))
+    (out, grads, enc, dec), (out_r, grads_r, enc_r, dec_r) = results
+    # the same kernels on the same shapes, once more in backward: equal to the bit
+    assert torch.equal(out, out_r) and all(torch.equal(a, b) for a, b in zip(grads, grads_r))
+    # what is kept is each stage's input, for its recomputation: for the encoder, the grey image and the
+    # outputs of all stages but the last, counted here
+    kept, h = 0, to_grey(x)
+    with torch.no_grad():
+        for stage in plain.structure.net:
+            kept, h = kept + h.numel() * h.element_size(), stage(h)
+    assert enc_r == kept < enc / 2
+    # the decoder: one map per stage instead of the several inside each (convs, norms, activations;
+    # 3.4x fewer bytes at this size), beside the AdaIN MLP's activations, which are kept as before
+    assert dec_r < dec / 2

@@ -8,9 +8,9 @@ from .structure import StructureEncoder, to_grey
 
 def build_generator(gen, code_dim: int, stripes: int) -> tuple[StructureEncoder, Decoder]:
     """The structure encoder and the decoder from a config's `gen` section, for codes (B, code_dim, stripes)."""
-    structure = StructureEncoder(gen.dim, gen.n_res, gen.downsample)
+    structure = StructureEncoder(gen.dim, gen.n_res, gen.downsample, gen.recompute)
     decoder = Decoder(structure.out_channels, code_dim, stripes, gen.mlp_dim, gen.n_res, gen.mlp_norm,
-                      gen.mlp_input, gen.downsample)
+                      gen.mlp_input, gen.downsample, gen.recompute)
     return structure, decoder
 
 

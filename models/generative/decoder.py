@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming
+from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming, run_stage
 
 
 class Decoder(nn.Module):
@@ -15,13 +15,14 @@ class Decoder(nn.Module):
     2·S MLPs, one for scales and one for biases per share of the parameters (with the paper's
     S = n_res = 4, share s is residual block s). `mlp_input` says what each MLP sees: "stripe" — its
     own stripe of the code (C → mlp_dim → mlp_dim → share), or "code" — the whole code flattened
-    channel-first (C·S → …), as the reference implementation's MLPs do.
+    channel-first (C·S → …), as the reference implementation's MLPs do. `recompute`: each block's and
+    each upsampling stage's inner activations are computed again in backward instead of kept.
     """
 
     MLP_INPUTS = ("stripe", "code")
 
     def __init__(self, dim: int, code_dim: int, stripes: int, mlp_dim: int = 512, n_res: int = 4,
-                 mlp_norm: str = "none", mlp_input: str = "stripe", upsample: int = 2):
+                 mlp_norm: str = "none", mlp_input: str = "stripe", upsample: int = 2, recompute: bool = False):
         super().__init__()
         per_kind = 2 * n_res * dim  # scales (or biases) for all AdaIN layers
         if per_kind % stripes:
@@ -30,6 +31,7 @@ class Decoder(nn.Module):
         if mlp_input not in self.MLP_INPUTS:
             raise ValueError(f"unknown gen.mlp_input {mlp_input!r}; choose one of {', '.join(self.MLP_INPUTS)}")
         self.stripes, self.n_res, self.dim, self.mlp_input = stripes, n_res, dim, mlp_input
+        self.recompute = recompute
         # groups 0..S-1 give scales, S..2S-1 biases
         width = code_dim if mlp_input == "stripe" else code_dim * stripes
         self.mlp = GroupedMLP(2 * stripes, [width, mlp_dim, mlp_dim, per_kind // stripes], mlp_norm)
@@ -54,5 +56,7 @@ class Decoder(nn.Module):
         biases = params[:, self.stripes:].reshape(b, self.n_res, 2, self.dim)
         x = structure
         for i, block in enumerate(self.blocks):
-            x = block(x, scales[:, i], biases[:, i], index if i == 0 else None)
-        return self.upsample(x)
+            x = run_stage(block, x, scales[:, i], biases[:, i], index if i == 0 else None, recompute=self.recompute)
+        for stage in self.upsample:
+            x = run_stage(stage, x, recompute=self.recompute)
+        return x

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ResBlock, conv, init_kaiming
+from .blocks import ResBlock, conv, init_kaiming, run_stage
 
 
 def to_grey(images: torch.Tensor) -> torch.Tensor:
@@ -34,15 +34,16 @@ class ASPP(nn.Module):
 class StructureEncoder(nn.Module):
     """grey image → convs to 1/2**downsample (dim → 2·dim → 4·dim channels; the paper: 2 stride-2 stages,
     to 1/4) → `n_res` residual blocks with instance norm → ASPP → 8·dim channels (128 for the paper's dim 16).
-    `downsample` 1 keeps the same layers with the second stage at stride 1: a map twice as fine each way."""
+    `downsample` 1 keeps the same layers with the second stage at stride 1: a map twice as fine each way.
+    `recompute`: each stage's inner activations are computed again in backward instead of kept."""
 
     DOWNSAMPLES = (1, 2)
 
-    def __init__(self, dim: int = 16, n_res: int = 4, downsample: int = 2):
+    def __init__(self, dim: int = 16, n_res: int = 4, downsample: int = 2, recompute: bool = False):
         super().__init__()
         if downsample not in self.DOWNSAMPLES:
             raise ValueError(f"gen.downsample must be 1 or 2 (stride-2 stages of the structure encoder), got {downsample!r}")
-        self.downsample = downsample
+        self.downsample, self.recompute = downsample, recompute
         self.net = nn.Sequential(
             conv(1, dim, 3, stride=2, norm="in"),
             conv(dim, 2 * dim, 3, norm="in"),
@@ -55,4 +56,7 @@ class StructureEncoder(nn.Module):
 
     def forward(self, images):
         """Normalised RGB images (B, 3, H, W) → (B, 8·dim, H/f, W/f), f = 2**downsample."""
-        return self.net(to_grey(images))
+        x = to_grey(images)
+        for stage in self.net:
+            x = run_stage(stage, x, recompute=self.recompute)
+        return x
