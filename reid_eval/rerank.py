@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 import torch
+from tqdm import tqdm
 
 try:
     import faiss
@@ -64,7 +65,8 @@ def re_ranking(q_feat, g_feat, k1=20, k2=6, lambda_value=0.3):
     del features  # not needed any more; frees its memory for what follows
 
     query_weights, gallery_weights = weights[:n_query], weights[n_query:].tocsc()
-    for s in range(0, n_query, _QUERY_CHUNK):
+    for s in tqdm(range(0, n_query, _QUERY_CHUNK), desc="re-ranking", unit="chunk", leave=False, mininterval=2.0,
+                  disable=n_query <= _QUERY_CHUNK):
         rows = slice(s, min(s + _QUERY_CHUNK, n_query))
         overlap = _min_overlap(query_weights[rows], gallery_weights)
         _combine(sim_qg[rows], overlap, neighbours.max_dist[rows], lambda_value)
@@ -341,7 +343,8 @@ def _sparse_jaccard(weights):
     n = weights.shape[0]
     columns = weights.tocsc()
     counts, cols, values = [], [], []
-    for s in range(0, n, _QUERY_CHUNK):
+    for s in tqdm(range(0, n, _QUERY_CHUNK), desc="Jaccard distances", unit="chunk", leave=False, mininterval=2.0,
+                  disable=n <= _QUERY_CHUNK):
         overlap = _min_overlap(weights[s:s + _QUERY_CHUNK], columns)
         overlap[torch.arange(overlap.shape[0]), torch.arange(s, s + overlap.shape[0])] = 1.0
         row, col = overlap.nonzero(as_tuple=True)
