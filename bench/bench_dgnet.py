@@ -3,6 +3,7 @@ configs/latest.yaml).
 
     python bench/bench_dgnet.py [--config configs/latest.yaml] [--sizes 256x128 128x64] [--batch 8]
                                 [--iters 4] [--warmup 2] [--precisions float32 bfloat16]
+                                [--opts gen.recompute=true] [--by-module]
 
 The config's own networks, size and batch unless --sizes / --batch say otherwise; e.g.
 `--config configs/synthetic-dgnet-long.yaml` times the long synthetic recipe's iteration (the main
@@ -18,7 +19,9 @@ avx512_bf16, amx_bf16) and what `run.amp` would train in on it: bfloat16 is meas
 where `run.amp` falls back to float32 (emulated bfloat16), so the line shows what the fallback saves.
 Random init (no ImageNet file needed) on a generated toy set in the Market layout at the measured size,
 with an untrained teacher of the config's backbone; the trainer's defaults otherwise (on the CPU it keeps freed memory for reuse,
-`run.keep_freed_memory`; the line says so).
+`run.keep_freed_memory`; the line says so). `--by-module` runs one more iteration and adds where its
+memory went: the peak of the bytes autograd keeps for backward, by module (bench/saved_activations.py),
+beside the parameters' and optimizer states' bytes.
 """
 import argparse
 import json
@@ -69,7 +72,7 @@ class CountFlops(TorchDispatchMode):
 
 
 def measure(config: str, height: int, width: int, batch: int, precision: str, iters: int, warmup: int,
-            device: str, by_module: bool = False) -> dict:
+            device: str, by_module: bool = False, opts: tuple = ()) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "toy"
         write_toy_market(str(data), num_ids=4 * batch + 4, images_per_id=6, height=height, width=width)
@@ -84,7 +87,8 @@ def measure(config: str, height: int, width: int, batch: int, precision: str, it
         cfg = load_config(config, [
             f"data.height={height}", f"data.width={width}", f"data.batch_size={4 * batch}",
             f"run.amp={str(precision != 'float32').lower()}",  # on CUDA: float16 with its loss scaling
-            f"dgnet.teacher={teacher}", "dgnet.warm_iter=0", "dgnet.warm_teacher_iter=0", "run.name=bench", *common])
+            f"dgnet.teacher={teacher}", "dgnet.warm_iter=0", "dgnet.warm_teacher_iter=0", "run.name=bench", *common,
+            *opts])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # run.amp's fallback to float32 on this CPU: overridden just below
             trainer = build_trainer(cfg, Path(tmp) / "logs" / "bench")
@@ -115,7 +119,8 @@ def measure(config: str, height: int, width: int, batch: int, precision: str, it
                "seconds_per_iter": round(statistics.median(times), 3), "best_seconds": round(min(times), 3),
                "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
                "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-               "skipped_steps": trainer.skipped_steps, "keep_freed_memory": cfg.run.keep_freed_memory}
+               "skipped_steps": trainer.skipped_steps, "keep_freed_memory": cfg.run.keep_freed_memory,
+               "recompute": cfg.gen.recompute, **({"opts": list(opts)} if opts else {})}
         if held is not None:
             mb = lambda n: round(n / 2 ** 20, 1)  # noqa: E731
             row["saved_for_backward_peak_mb"] = mb(held.peak_bytes)
@@ -170,6 +175,8 @@ def main():
     parser.add_argument("--precisions", nargs="+", choices=sorted(DTYPES),
                         help="default: float32, then bfloat16 on a CPU or float16 on CUDA")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--opts", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides, e.g. gen.recompute=true (recorded in the line)")
     parser.add_argument("--by-module", action="store_true",
                         help="one more iteration with the bytes saved for backward accounted by module")
     parser.add_argument("--one", nargs=3, metavar=("H", "W", "PRECISION"), help=argparse.SUPPRESS)
@@ -179,7 +186,7 @@ def main():
     if args.one:  # measure_alone's process
         h, w, precision = int(args.one[0]), int(args.one[1]), args.one[2]
         print(json.dumps(measure(args.config, h, w, args.batch, precision, args.iters, args.warmup, args.device,
-                                 args.by_module)))
+                                 args.by_module, tuple(args.opts))))
         return
     precisions = args.precisions or ["float32", "float16" if args.device.startswith("cuda") else "bfloat16"]
     for size in args.sizes or [f"{data.height}x{data.width}"]:
@@ -198,7 +205,8 @@ def measure_alone(height: int, width: int, precision: str, args) -> dict:
     """`measure` in a process of its own, so that its peak memory is its own."""
     out = subprocess.run([sys.executable, __file__, "--one", str(height), str(width), precision,
                           "--config", args.config, "--batch", str(args.batch), "--iters", str(args.iters),
-                          "--warmup", str(args.warmup), "--device", args.device, *["--by-module"] * args.by_module],
+                          "--warmup", str(args.warmup), "--device", args.device, *["--by-module"] * args.by_module,
+                          *(["--opts", *args.opts] if args.opts else [])],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

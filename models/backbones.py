@@ -11,6 +11,7 @@ from torchvision.models import resnet18, resnet34, resnet50
 
 from configs.registry import Registry
 
+from .recompute import run_stage
 from .weights import WeightsError, read_state_dict, resolve_weights
 
 
@@ -51,9 +52,10 @@ class IBN(nn.Module):
 
 class ResNetBackbone(nn.Module):
     """ResNet trunk without pooling and classifier: image → (B, C, H/16, W/16) at last stride 1, with
-    C = 2048 for ResNet-50 and 512 for ResNet-18/34 (``out_channels``)."""
+    C = 2048 for ResNet-50 and 512 for ResNet-18/34 (``out_channels``). `recompute`: the stem's and each
+    residual block's inner activations are computed again in backward instead of kept."""
 
-    def __init__(self, name: str = "resnet50", last_stride: int = 1, pretrained=False):
+    def __init__(self, name: str = "resnet50", last_stride: int = 1, pretrained=False, recompute: bool = False):
         super().__init__()
         spec = BACKBONES.get(name)
         net = spec.resnet()
@@ -68,11 +70,13 @@ class ResNetBackbone(nn.Module):
         self.out_channels = net.fc.in_features
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.name = name
+        self.name, self.recompute = name, recompute
         self._load_imagenet(pretrained)
 
     def forward(self, x):
-        return self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
+        for stage in (self.stem, *self.layer1, *self.layer2, *self.layer3, *self.layer4):
+            x = run_stage(stage, x, recompute=self.recompute)
+        return x
 
     def _load_imagenet(self, pretrained) -> None:
         spec = BACKBONES.get(self.name)

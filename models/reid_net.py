@@ -20,9 +20,9 @@ class ReIDOutput(NamedTuple):
 class ReIDNet(nn.Module):
     def __init__(self, num_classes: int, backbone: str = "resnet50", last_stride: int = 1,
                  pooling: str = "avg", gem_p: float = 3.0, neck: str = "id", embed_dim: int = 512,
-                 dropout: float = 0.5, pretrained=False):
+                 dropout: float = 0.5, pretrained=False, recompute: bool = False):
         super().__init__()
-        self.backbone = ResNetBackbone(backbone, last_stride, pretrained)
+        self.backbone = ResNetBackbone(backbone, last_stride, pretrained, recompute)
         self.pool = build_pooling(pooling, gem_p)
         dim = self.backbone.out_channels
         if neck == "id":
@@ -50,4 +50,4 @@ def build_reid_net(model_cfg, num_classes: int) -> ReIDNet:
     return ReIDNet(num_classes, backbone=model_cfg.backbone, last_stride=model_cfg.last_stride,
                    pooling=model_cfg.pooling, gem_p=model_cfg.gem_p, neck=model_cfg.neck,
                    embed_dim=model_cfg.embed_dim, dropout=model_cfg.dropout,
-                   pretrained=model_cfg.pretrained)
+                   pretrained=model_cfg.pretrained, recompute=model_cfg.recompute)

@@ -125,11 +125,12 @@ def test_uninterrupted_equals_resumed(dgnet_cfg):
 
 
 def test_recomputing_the_generator_trains_the_same_to_the_bit(dgnet_cfg):
-    # the live decoder and the frozen structure encoder's re-encoding both recompute: same losses, weights
+    # every recomputed stage (the appearance encoder's live and frozen passes, the decoder, the frozen
+    # structure encoder's re-encoding): the same losses, weights and BN statistics
     kept_cfg = dgnet_cfg("run.name=kept", "run.max_iter=2")
     kept = build_trainer(kept_cfg, run_dir(kept_cfg))
     history = kept.fit()
-    again_cfg = dgnet_cfg("run.name=again", "run.max_iter=2", "gen.recompute=true")
+    again_cfg = dgnet_cfg("run.name=again", "run.max_iter=2", "gen.recompute=true", "model.recompute=true")
     again = build_trainer(again_cfg, run_dir(again_cfg))
     assert again.fit() == history
     a, b = kept.net.state_dict(), again.net.state_dict()

@@ -108,3 +108,31 @@ def test_bad_weight_files(tmp_path):
     (tmp_path / "garbage.pth").write_bytes(b"xx")
     with pytest.raises(WeightsError, match="could not be read"):
         ResNetBackbone("resnet50", pretrained=str(tmp_path / "garbage.pth"))
+
+
+def test_a_recomputed_backbone_trains_the_same_to_the_bit():
+    """Train mode, two steps of gradients: the same outputs, gradients and BN running statistics and
+    batch counts (the recomputation in backward leaves them alone), and nothing inside the blocks kept."""
+    from bench.saved_activations import SavedActivations
+    torch.manual_seed(0)
+    plain = ResNetBackbone("resnet18", last_stride=1).train()
+    again = ResNetBackbone("resnet18", last_stride=1, recompute=True).train()
+    again.load_state_dict(plain.state_dict())
+    x = torch.randn(3, 3, 64, 32)
+    saved = []
+    for net in (plain, again):
+        for _ in range(2):
+            with SavedActivations(net) as held:
+                out = net(x)
+            out.square().mean().backward()
+        saved.append(held.peak_bytes)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), again.state_dict().values()))
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(plain.parameters(), again.parameters()))
+    assert again.layer1[0].bn1.num_batches_tracked.item() == 2
+    # kept: each stage's input (the image, the stem's output, each block's output but the last), counted here
+    stages = [plain.stem, *plain.layer1, *plain.layer2, *plain.layer3, *plain.layer4]
+    kept, h = 0, x
+    with torch.no_grad():
+        for stage in stages:
+            kept, h = kept + h.numel() * h.element_size(), stage(h)
+    assert saved[1] == kept < saved[0] / 3

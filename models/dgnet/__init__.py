@@ -62,7 +62,7 @@ def build_dgnet(cfg, num_classes: int, pretrained=None) -> DGNet:
     m, gen, dis = cfg.model, cfg.gen, cfg.dis
     pretrained = m.pretrained if pretrained is None else pretrained
     appearance = AppearanceEncoder(num_classes, m.backbone, m.last_stride, pretrained, cfg.dgnet.stripes,
-                                   m.embed_dim, m.dropout, cfg.dgnet.fine_dropout)
+                                   m.embed_dim, m.dropout, cfg.dgnet.fine_dropout, m.recompute)
     structure, decoder = build_generator(gen, appearance.code_dim, cfg.dgnet.stripes)
     return DGNet(appearance, structure, decoder, MultiScaleDiscriminator(dis.dim, dis.n_layer, dis.n_res,
                                                                          dis.num_scales))

@@ -25,9 +25,10 @@ class AppearanceEncoder(nn.Module):
     """
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", last_stride: int = 1, pretrained=False,
-                 stripes: int = 4, embed_dim: int = 512, dropout: float = 0.5, fine_dropout: float = 0.75):
+                 stripes: int = 4, embed_dim: int = 512, dropout: float = 0.5, fine_dropout: float = 0.75,
+                 recompute: bool = False):
         super().__init__()
-        self.backbone = ResNetBackbone(backbone, last_stride, pretrained)
+        self.backbone = ResNetBackbone(backbone, last_stride, pretrained, recompute)
         self.stripes = stripes
         self.code_dim = self.backbone.out_channels
         self.head = IdHead(self.code_dim, num_classes, embed_dim, dropout)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-import torch.utils.checkpoint
 from torch import nn
 import torch.nn.functional as F
 
@@ -146,16 +145,6 @@ class GroupedMLP(nn.Module):
                 x = norm(x.flatten(1)).view_as(x) if isinstance(norm, nn.BatchNorm1d) else norm(x)
                 x = F.leaky_relu(x, 0.2)
         return x
-
-
-def run_stage(stage, *args, recompute: bool = False):
-    """stage(*args); with `recompute`, the activations inside the stage are not kept for backward but
-    computed again there (torch.utils.checkpoint): the same arithmetic and gradients, the memory of
-    the stage's output only, one more forward of the stage. The stage must be deterministic and its
-    parameters unchanged until backward (a generator step's forward and backward)."""
-    if recompute and torch.is_grad_enabled():
-        return torch.utils.checkpoint.checkpoint(stage, *args, use_reentrant=False)
-    return stage(*args)
 
 
 def init_kaiming(module: nn.Module) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming, run_stage
+from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming
+from ..recompute import run_stage
 
 
 class Decoder(nn.Module):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ResBlock, conv, init_kaiming, run_stage
+from .blocks import ResBlock, conv, init_kaiming
+from ..recompute import run_stage
 
 
 def to_grey(images: torch.Tensor) -> torch.Tensor:
