@@ -1,7 +1,8 @@
 """How far HMR's bodies are from the synthetic world's true ones: the geometry its training losses
 and its evaluation share, and the evaluation itself (mean per-vertex and per-joint error of the
-pelvis-aligned bodies in millimetres — the body model is in metres — and the mean 2D joint error
-in pixels)."""
+pelvis-aligned bodies in millimetres — the body model is in metres —, the mean 2D joint error in
+pixels, and the error of the body's global orientation in the camera frame, in degrees: the angle
+of the rotation between the predicted and the true one, its median and mean)."""
 from __future__ import annotations
 
 from contextlib import nullcontext
@@ -34,6 +35,7 @@ def body_errors(model, body, world, samples, data_cfg, input_size: int, device: 
                 autocast=nullcontext) -> dict[str, float]:
     """Mean errors of `model` (eval mode) over `samples` of the synthetic `world`."""
     sums = torch.zeros(3, dtype=torch.float64)
+    angles = []
     for batch in test_loader(samples, data_cfg):
         names = [samples[i].path for i in batch["index"].tolist()]
         target = {k: v.to(device) for k, v in hmr_targets(world, names).items()}
@@ -45,6 +47,16 @@ def body_errors(model, body, world, samples, data_cfg, input_size: int, device: 
         sums += torch.stack([(pv - tv).norm(dim=-1).mean(1).sum(),
                              (pj - tj).norm(dim=-1).mean(1).sum(),
                              (kp - target["keypoints"]).norm(dim=-1).mean(1).sum()]).double().cpu()
+        angles.append(rotation_angle(out.rotmat[:, 0].float(), target["rotmat"][:, 0]).cpu())
     mpve, mpjpe, kp = (sums / len(samples)).tolist()
     half = max(world.height, world.width) / 2     # NDC units → pixels
-    return {"mpve_mm": 1000 * mpve, "mpjpe_mm": 1000 * mpjpe, "keypoint_px": half * kp}
+    degrees = torch.rad2deg(torch.cat(angles).double())
+    return {"mpve_mm": 1000 * mpve, "mpjpe_mm": 1000 * mpjpe, "keypoint_px": half * kp,
+            "orientation_median_deg": degrees.median().item(), "orientation_mean_deg": degrees.mean().item()}
+
+
+def rotation_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The angle (radians, 0..pi) of the rotation taking b to a, for rotation matrices (..., 3, 3):
+    from the trace of a^T b, 1 + 2 cos(angle)."""
+    trace = (a * b).sum((-2, -1))
+    return torch.acos(((trace - 1) / 2).clamp(-1.0, 1.0))

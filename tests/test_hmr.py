@@ -126,8 +126,21 @@ def test_hmr_trainer_learns_and_evaluates(tiny_world_root, tmp_path):
                if v.dtype.is_floating_point and not torch.equal(v, before[k])]
     assert "decpose.weight" in changed and "conv1.weight" in changed
     results = trainer.evaluate()
-    assert set(results) == {"mpve_mm", "mpjpe_mm", "keypoint_px"}
+    assert set(results) == {"mpve_mm", "mpjpe_mm", "keypoint_px", "orientation_median_deg", "orientation_mean_deg"}
     assert all(0 < v < 5000 for v in results.values())
+    assert results["orientation_median_deg"] <= 180 and results["orientation_mean_deg"] <= 180
+
+
+def test_rotation_angle_of_known_turns():
+    from mesh.hmr_errors import rotation_angle
+    from mesh.rotation import axis_angle_to_matrix
+    torch.manual_seed(0)
+    base = axis_angle_to_matrix(torch.randn(5, 3))
+    axis = torch.nn.functional.normalize(torch.randn(5, 3), dim=1)
+    turn = torch.tensor([0.0, 0.3, 1.0, 2.5, 3.1])
+    turned = axis_angle_to_matrix(axis * turn[:, None]) @ base
+    # float32 rotations to ~1e-6; acos near 0 and pi loses half the digits: sqrt(2 * 1e-6) ~ 1.4e-3
+    assert torch.allclose(rotation_angle(turned, base), turn, rtol=0, atol=2e-3)
 
 
 def test_world_targets_agree_with_the_body(tiny_world_root):
