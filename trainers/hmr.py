@@ -3,8 +3,8 @@
 Losses (weights in the `hmr` config section): per-vertex L1 and 3D-joint squared error of the
 pelvis-aligned bodies (metres), squared error of the 24 joints projected by the predicted
 weak-perspective camera against where the image shows them (crop NDC), of the 24 rotation
-matrices, and of the 10 shape coefficients. Evaluation on the test images (query + gallery):
-`mesh.hmr_errors.body_errors`.
+matrices (and of the global one alone, `orient_w`), and of the 10 shape coefficients. Evaluation
+on the test images (query + gallery): `mesh.hmr_errors.body_errors`.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def hmr_losses(body, out, target, height: int, width: int) -> dict[str, torch.Te
         "joint": (pj - tj).pow(2).sum(-1).mean(),
         "keypoint": (kp - target["keypoints"]).pow(2).sum(-1).mean(),
         "pose": (out.rotmat.float() - target["rotmat"]).pow(2).mean(),
+        # the global orientation alone: 1/24 of the pose term, yet what decides which way a body faces
+        "orient": (out.rotmat[:, 0].float() - target["rotmat"][:, 0]).pow(2).mean(),
         "shape": (out.betas.float() - target["betas"]).pow(2).mean(),
     }
 
@@ -62,7 +64,7 @@ class HMRTrainer(Trainer):
         optimizer = build_optimizer(cfg.optim, [
             {"params": trunk, "lr_mult": cfg.optim.backbone_lr_mult},
             {"params": head, "lr_mult": 1.0}])
-        self.weights = {k: cfg.hmr[f"{k}_w"] for k in ("vertex", "joint", "keypoint", "pose", "shape")}
+        self.weights = {k: cfg.hmr[f"{k}_w"] for k in ("vertex", "joint", "keypoint", "pose", "orient", "shape")}
         self.modules = {"model": self.model}
         self.optimizers = {"model": optimizer}
         self.schedulers = {"model": build_scheduler(optimizer, cfg.optim)}
