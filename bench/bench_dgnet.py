@@ -120,7 +120,8 @@ def measure(config: str, height: int, width: int, batch: int, precision: str, it
                "gflop_per_iter": round(gflop), "achieved_gflops": round(gflop / statistics.median(times), 1),
                "iters": iters, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
                "skipped_steps": trainer.skipped_steps, "keep_freed_memory": cfg.run.keep_freed_memory,
-               "recompute": cfg.gen.recompute, **({"opts": list(opts)} if opts else {})}
+               "gen_recompute": cfg.gen.recompute, "model_recompute": cfg.model.recompute,
+               **({"opts": list(opts)} if opts else {})}
         if held is not None:
             mb = lambda n: round(n / 2 ** 20, 1)  # noqa: E731
             row["saved_for_backward_peak_mb"] = mb(held.peak_bytes)

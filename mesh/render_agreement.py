@@ -21,8 +21,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from configs.errors import UserError, command
+from reid_data.records import first_few
 
-from .renders import ANGLES, SHOWN_MISSING, angle_folder
+from .renders import ANGLES, angle_folder
 
 SILHOUETTE_GREY = 33  # of 255
 
@@ -49,14 +50,14 @@ def agreement(renders: Path, truth: Path, split: str = "test") -> dict:
         names = sorted(os.listdir(folder))
         missing = [n for n in names if not (renders / split / angle_folder(angle) / n).is_file()]
         if missing:
-            shown = ", ".join(missing[:SHOWN_MISSING]) + (" ..." if len(missing) > SHOWN_MISSING else "")
             problems.append(f"{len(missing)} of {folder}'s {len(names)} renders are missing from "
-                            f"{renders / split / angle_folder(angle)} ({shown})")
+                            f"{renders / split / angle_folder(angle)} ({first_few(missing)})")
         pairs[angle] = names
     if problems:
         raise UserError("cannot compare the renders: " + "; ".join(problems) +
                         "; render both folders for the same data set with python -m mesh.precompute")
-    result = {"renders": str(renders), "truth": str(truth), "split": split, "silhouette_grey": SILHOUETTE_GREY}
+    result = {"renders": str(renders), "truth": str(truth), "split": split, "silhouette_grey": SILHOUETTE_GREY,
+              "images": len(pairs[ANGLES[0]])}
     for angle, names in tqdm(pairs.items(), desc="silhouette IoU", unit="angle", leave=False):
         ious = []
         for n in names:
@@ -68,7 +69,6 @@ def agreement(renders: Path, truth: Path, split: str = "test") -> dict:
             ious.append(silhouette_iou(a, b))
         result[f"iou_mean_{angle}"] = float(np.mean(ious))
         result[f"iou_median_{angle}"] = float(np.median(ious))
-        result["images"] = len(names)
     return result
 
 

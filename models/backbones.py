@@ -11,7 +11,7 @@ from torchvision.models import resnet18, resnet34, resnet50
 
 from configs.registry import Registry
 
-from .recompute import run_stage
+from .recompute import run_stages
 from .weights import WeightsError, read_state_dict, resolve_weights
 
 
@@ -74,9 +74,7 @@ class ResNetBackbone(nn.Module):
         self._load_imagenet(pretrained)
 
     def forward(self, x):
-        for stage in (self.stem, *self.layer1, *self.layer2, *self.layer3, *self.layer4):
-            x = run_stage(stage, x, recompute=self.recompute)
-        return x
+        return run_stages((self.stem, *self.layer1, *self.layer2, *self.layer3, *self.layer4), x, self.recompute)
 
     def _load_imagenet(self, pretrained) -> None:
         spec = BACKBONES.get(self.name)

@@ -19,6 +19,13 @@ def run_stage(stage: nn.Module, *args, recompute: bool = False):
     return stage(*args)
 
 
+def run_stages(stages, x, recompute: bool = False):
+    """x through each of `stages` in turn, each one a `run_stage`."""
+    for stage in stages:
+        x = run_stage(stage, x, recompute=recompute)
+    return x
+
+
 class _BatchNormsKept:
     """During the recomputation BN normalises with the batch's statistics, as in the forward, but its
     running statistics and batch count stay as the forward left them (momentum 0 leaves them exactly:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from .blocks import AdaINResBlock, GroupedMLP, PointwiseConv, conv, init_kaiming
-from ..recompute import run_stage
+from ..recompute import run_stage, run_stages
 
 
 class Decoder(nn.Module):
@@ -58,6 +58,4 @@ class Decoder(nn.Module):
         x = structure
         for i, block in enumerate(self.blocks):
             x = run_stage(block, x, scales[:, i], biases[:, i], index if i == 0 else None, recompute=self.recompute)
-        for stage in self.upsample:
-            x = run_stage(stage, x, recompute=self.recompute)
-        return x
+        return run_stages(self.upsample, x, self.recompute)

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .blocks import ResBlock, conv, init_kaiming
-from ..recompute import run_stage
+from ..recompute import run_stages
 
 
 def to_grey(images: torch.Tensor) -> torch.Tensor:
@@ -57,7 +57,4 @@ class StructureEncoder(nn.Module):
 
     def forward(self, images):
         """Normalised RGB images (B, 3, H, W) → (B, 8·dim, H/f, W/f), f = 2**downsample."""
-        x = to_grey(images)
-        for stage in self.net:
-            x = run_stage(stage, x, recompute=self.recompute)
-        return x
+        return run_stages(self.net, to_grey(images), self.recompute)
