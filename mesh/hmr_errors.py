@@ -19,7 +19,10 @@ from .views import pose_body
 
 
 def keypoints_ndc(joints, cam, height: int, width: int):
-    """Joints (B, J, 3) through weak-perspective cameras (B, 3) → crop NDC (B, J, 2)."""
+    """Joints (B, J, 3) through weak-perspective cameras (B, 3) → crop NDC (B, J, 2). The joints
+    are the posed body's (`mesh.views.pose_body`), as SPIN projects them and as `render_grey`
+    draws the vertices: pelvis-aligned ones would put the camera a root offset (~0.22 m) away from
+    where the renders need it."""
     pixels = WeakPerspectiveCamera(cam).project_camera(joints, height, width)[..., :2]
     return pixel_to_ndc(pixels, height, width)
 
@@ -41,9 +44,10 @@ def body_errors(model, body, world, samples, data_cfg, input_size: int, device: 
         target = {k: v.to(device) for k, v in hmr_targets(world, names).items()}
         with autocast():
             out = model(hmr_input(normalize(batch["image"].to(device)), input_size))
-        pv, pj = aligned(*pose_body(body, out.rotmat.float(), out.betas.float()))
+        verts, joints = pose_body(body, out.rotmat.float(), out.betas.float())
+        pv, pj = aligned(verts, joints)
         tv, tj = aligned(*pose_body(body, target["rotmat"], target["betas"]))
-        kp = keypoints_ndc(pj, out.cam.float(), world.height, world.width)
+        kp = keypoints_ndc(joints, out.cam.float(), world.height, world.width)
         sums += torch.stack([(pv - tv).norm(dim=-1).mean(1).sum(),
                              (pj - tj).norm(dim=-1).mean(1).sum(),
                              (kp - target["keypoints"]).norm(dim=-1).mean(1).sum()]).double().cpu()

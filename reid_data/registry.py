@@ -13,7 +13,7 @@ from .records import DatasetError, ReIDDataset
 DATASETS: Registry[Callable[..., ReIDDataset]] = Registry("data set", "data.dataset", DatasetError)
 register = DATASETS.register
 # The `data` keys a data set reads besides root, train_split and skip_unreadable.
-CONFIG_OPTIONS = {folder.NAME: ("pattern", "folders")}
+CONFIG_OPTIONS = {folder.NAME: ("pattern", "folders"), "synthetic": ("world",)}
 
 
 def build_dataset(name: str, root: str, **options) -> ReIDDataset:

@@ -80,6 +80,21 @@ def test_registry_loads_and_generates_the_world(world, tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".synthetic-")]
 
 
+def test_a_config_asks_for_another_world_and_a_folder_holding_another_is_refused(world, tmp_path):
+    from reid_data import DatasetError
+    root, _ = world
+    asked = {**SMALL, "ids": 4, "seed": 5}
+    fresh = build_dataset("synthetic", str(tmp_path), world=asked)        # written on first use
+    assert len({s.pid for s in fresh.train}) == 2
+    written = json.loads((tmp_path / "synthetic" / "ground_truth.json").read_text())["config"]
+    assert {k: written[k] for k in asked} == asked
+    assert len(build_dataset("synthetic", str(tmp_path), world=asked).train) == len(fresh.train)
+    with pytest.raises(DatasetError, match=r"written with ids 6, seed 3, not data.world's ids 4, seed 5"):
+        build_dataset("synthetic", str(root), world=asked)                 # never the wrong world
+    with pytest.raises(DatasetError, match="data.world has colour, sead, which a synthetic world does not"):
+        build_dataset("synthetic", str(tmp_path), world={"sead": 5, "colour": 1})
+
+
 def test_ground_truth_matches_the_files(world):
     root, summary = world
     gt = load_ground_truth(root)

@@ -2,7 +2,8 @@
 
 Losses (weights in the `hmr` config section): per-vertex L1 and 3D-joint squared error of the
 pelvis-aligned bodies (metres), squared error of the 24 joints projected by the predicted
-weak-perspective camera against where the image shows them (crop NDC), of the 24 rotation
+weak-perspective camera against where the image shows them (crop NDC; the joints as posed, not
+pelvis-aligned: the renders draw the posed body through that camera), of the 24 rotation
 matrices (and of the global one alone, `orient_w`), and of the 10 shape coefficients. Evaluation
 on the test images (query + gallery): `mesh.hmr_errors.body_errors`.
 """
@@ -27,10 +28,11 @@ BACKBONE = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
 
 
 def hmr_losses(body, out, target, height: int, width: int) -> dict[str, torch.Tensor]:
-    pv, pj = aligned(*pose_body(body, out.rotmat.float(), out.betas.float()))
+    verts, joints = pose_body(body, out.rotmat.float(), out.betas.float())
+    pv, pj = aligned(verts, joints)
     with torch.no_grad():
         tv, tj = aligned(*pose_body(body, target["rotmat"], target["betas"]))
-    kp = keypoints_ndc(pj, out.cam.float(), height, width)
+    kp = keypoints_ndc(joints, out.cam.float(), height, width)
     return {
         "vertex": (pv - tv).abs().mean(),
         "joint": (pj - tj).pow(2).sum(-1).mean(),
