@@ -18,6 +18,7 @@ RENDERS=data/synthetic-hmr-renders
 ORACLE=data/synthetic-renders
 STAGE2=logs/synthetic-gcl-hmr-stage2
 STAGE3=logs/synthetic-gcl-hmr-stage3
+GCL_WORLD="data.root=data data.world.seed=0 data.world.ids=500"  # HMR's config trains on another world
 started=$SECONDS
 
 step() {  # step NAME COMMAND...: runs COMMAND unless step NAME ended well before
@@ -50,9 +51,9 @@ train source-teacher logs/synthetic-source-teacher --config configs/synthetic-te
 train cluster-contrast logs/synthetic-cc --config configs/synthetic-cc.yaml
 train hmr logs/synthetic-hmr --config configs/synthetic-hmr.yaml
 step hmr-errors "$PY" reid_eval/evaluate_checkpoint.py --checkpoint logs/synthetic-hmr/checkpoints/last.pt \
-    --opts data.root=data data.world.seed=0 data.world.ids=500
+    --opts $GCL_WORLD
 step hmr-renders "$PY" -m mesh.precompute --config configs/synthetic-hmr.yaml --out "$RENDERS" \
-    --checkpoint logs/synthetic-hmr/checkpoints/last.pt --opts data.root=data data.world.seed=0 data.world.ids=500
+    --checkpoint logs/synthetic-hmr/checkpoints/last.pt --opts $GCL_WORLD
 step oracle-renders "$PY" -m mesh.precompute --config configs/synthetic-gcl-stage2.yaml --out "$ORACLE" --oracle
 step render-agreement "$PY" -m mesh.render_agreement --renders "$RENDERS" --truth "$ORACLE" \
     --json logs/synthetic-hmr/render_agreement.json

@@ -27,6 +27,12 @@ def keypoints_ndc(joints, cam, height: int, width: int):
     return pixel_to_ndc(pixels, height, width)
 
 
+def regressed_body(body, out, height: int, width: int):
+    """An HMR answer's pelvis-aligned vertices and joints, and its 2D joints in crop NDC."""
+    verts, joints = pose_body(body, out.rotmat.float(), out.betas.float())
+    return (*aligned(verts, joints), keypoints_ndc(joints, out.cam.float(), height, width))
+
+
 def aligned(vertices, joints):
     """Vertices and joints relative to the pelvis (joint 0)."""
     root = joints[:, :1]
@@ -44,10 +50,8 @@ def body_errors(model, body, world, samples, data_cfg, input_size: int, device: 
         target = {k: v.to(device) for k, v in hmr_targets(world, names).items()}
         with autocast():
             out = model(hmr_input(normalize(batch["image"].to(device)), input_size))
-        verts, joints = pose_body(body, out.rotmat.float(), out.betas.float())
-        pv, pj = aligned(verts, joints)
+        pv, pj, kp = regressed_body(body, out, world.height, world.width)
         tv, tj = aligned(*pose_body(body, target["rotmat"], target["betas"]))
-        kp = keypoints_ndc(joints, out.cam.float(), world.height, world.width)
         sums += torch.stack([(pv - tv).norm(dim=-1).mean(1).sum(),
                              (pj - tj).norm(dim=-1).mean(1).sum(),
                              (kp - target["keypoints"]).norm(dim=-1).mean(1).sum()]).double().cpu()

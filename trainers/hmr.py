@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from mesh import load_body_model
-from mesh.hmr_errors import aligned, body_errors, keypoints_ndc
+from mesh.hmr_errors import aligned, body_errors, regressed_body
 from mesh.views import pose_body, render_grey
 from models.hmr import build_hmr, hmr_input
 from reid_data import DatasetError, ImageDataset, dataset_from_config, train_loader
@@ -28,11 +28,9 @@ BACKBONE = ("conv1", "bn1", "layer1", "layer2", "layer3", "layer4")
 
 
 def hmr_losses(body, out, target, height: int, width: int) -> dict[str, torch.Tensor]:
-    verts, joints = pose_body(body, out.rotmat.float(), out.betas.float())
-    pv, pj = aligned(verts, joints)
+    pv, pj, kp = regressed_body(body, out, height, width)
     with torch.no_grad():
         tv, tj = aligned(*pose_body(body, target["rotmat"], target["betas"]))
-    kp = keypoints_ndc(joints, out.cam.float(), height, width)
     return {
         "vertex": (pv - tv).abs().mean(),
         "joint": (pj - tj).pow(2).sum(-1).mean(),
