@@ -18,6 +18,7 @@ from configs.errors import UserError
 from trainers import TrainingStopped, build_trainer
 import trainers.base
 from trainers.dgnet import clean_codes
+from trainers.gan import lsgan_fake, real_terms
 
 REPO = Path(__file__).resolve().parents[1]
 ALL_TERMS = {"adv", "recon_x", "recon_xp", "id", "pid", "fine_id", "recon_id", "recon_f", "recon_s", "cycle",
@@ -135,6 +136,34 @@ def test_recomputing_the_generator_trains_the_same_to_the_bit(dgnet_cfg):
     assert again.fit() == history
     a, b = kept.net.state_dict(), again.net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_step_taken_in_parts_steps_on_the_sum_of_the_parts(dgnet_cfg):
+    # the discriminator's step as the trainers take it: the real half (with its gradient penalty)
+    # accumulated, then the fake half's backward and the step
+    cfg = dgnet_cfg()
+    parts, whole, alone = (build_trainer(cfg, run_dir(cfg)) for _ in range(3))  # the same seeded weights
+    x = torch.randn(2, 3, 64, 32, generator=torch.Generator().manual_seed(0))
+
+    def halves(trainer):
+        real, penalty = real_terms(trainer.net.discriminator, x)
+        return real + penalty, lsgan_fake(trainer.net.discriminator(x.flip(3)))
+
+    for _ in range(2):  # the second step starts from zeroed gradients, not from the first's
+        a, b = halves(parts)
+        parts.accumulate(a, "dis")
+        parts.optimize(b, "dis")
+        a, b = halves(whole)
+        whole.optimize(a + b, "dis")
+        params = list(alone.net.discriminator.parameters())
+        a, b = halves(alone)
+        each = [torch.autograd.grad(half, params, retain_graph=True) for half in (a, b)]
+        # one backward of the sum differs from two only in where the two halves' gradients are added:
+        # one float32 rounding of |g_a| + |g_b| per element
+        for p, q, ga, gb in zip(parts.net.discriminator.parameters(), whole.net.discriminator.parameters(), *each):
+            assert torch.all((p.grad - q.grad).abs() <= 2 * torch.finfo(torch.float32).eps * (ga.abs() + gb.abs()))
+            assert torch.all((p.grad - (ga + gb)).abs() <= 2 * torch.finfo(torch.float32).eps * (ga.abs() + gb.abs()))
+        alone.optimize(a + b, "dis")  # keeps its weights in step with the other two
 
 
 def test_scaler_overflow_skips_steps_and_goes_on(dgnet_cfg):

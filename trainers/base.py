@@ -66,6 +66,7 @@ class Trainer:
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, object] = {}
         self.stateful: dict[str, object] = {}
+        self._accumulated: set[str] = set()  # optimizers holding a part of this step's gradients (accumulate)
         self.build()
 
     # --- what a method provides -------------------------------------------------------------
@@ -92,19 +93,30 @@ class Trainer:
     def autocast(self):
         return autocast(self.device, self.amp_dtype)
 
+    def accumulate(self, loss: torch.Tensor, *names: str) -> None:
+        """Backward of one part of a step's loss into the named optimizers' gradients, to which the next
+        `optimize` of those names adds its own and steps: a step taken in parts frees each part's graph
+        before the next part's is built (the discriminator's real half, whose gradient penalty keeps a
+        double-backward graph, before the generator's forward). The same gradients as one backward of
+        the sum, up to the order of float additions."""
+        self._check_finite(loss)
+        for name in names:
+            if name not in self._accumulated:
+                self.optimizers[name].zero_grad(set_to_none=True)
+                self._accumulated.add(name)
+        self.scaler.scale(loss).backward()
+
     def optimize(self, loss: torch.Tensor, *names: str) -> None:
         """Backward and step for the named optimizers; a non-finite loss (in any process) stops the run first.
 
         A method may call it several times per iteration (a GAN: discriminator, then generator); each
         call updates the loss scale, and a step the scaler skips (float16 overflow) is counted.
         """
-        if not distributed.all_finite(loss):
-            raise TrainingStopped(
-                f"the loss became {loss.item()} at iteration {self.iteration + 1}; the run stopped "
-                f"without saving, so the last checkpoint in {self.checkpoint_dir} is intact "
-                f"(lower the learning rate or resume from it)")
+        self._check_finite(loss)
         for name in names:
-            self.optimizers[name].zero_grad(set_to_none=True)
+            if name not in self._accumulated:
+                self.optimizers[name].zero_grad(set_to_none=True)
+        self._accumulated.difference_update(names)
         self.scaler.scale(loss).backward()
         distributed.average_gradients(p for name in names for group in self.optimizers[name].param_groups
                                       for p in group["params"])
@@ -120,6 +132,13 @@ class Trainer:
             for name in names:
                 if name in self.schedulers:
                     self.schedulers[name].step()
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if not distributed.all_finite(loss):
+            raise TrainingStopped(
+                f"the loss became {loss.item()} at iteration {self.iteration + 1}; the run stopped "
+                f"without saving, so the last checkpoint in {self.checkpoint_dir} is intact "
+                f"(lower the learning rate or resume from it)")
 
     # --- checkpoints -----------------------------------------------------------------------
     @property

@@ -31,8 +31,7 @@ from runtime import checkpoint
 
 from .base import Trainer
 from .dgnet_losses import ramp, teacher_targets
-from .gan import (first_per_identity, frozen, gradient_penalty, image_grid, input_gradient_only,
-                  lsgan_discriminator, lsgan_generator)
+from .gan import first_per_identity, frozen, image_grid, input_gradient_only, lsgan_fake, lsgan_generator, real_terms
 from .optim import build_optimizer, build_scheduler
 
 # The a and b sides' losses are summed in the paper; ours are means over both sides at once.
@@ -103,6 +102,13 @@ class DGNetTrainer(Trainer):
         real, positive, ids = images[0::2], images[1::2], pids[0::2]  # sides a then b
         ids_swapped = other_side(ids)
         w = self.weights(self.iteration)
+        d_weight = SIDES * d.gan_w
+
+        # the discriminator's real half first: its gradient penalty's double-backward graph is freed
+        # before the generator's graph is built (the step's peak memory), the fake half steps below
+        with self.autocast():
+            d_real, d_gp = real_terms(net.discriminator, real)
+        self.accumulate(d_weight * (d_real + self.cfg.dis.gp_weight * d_gp), "dis")
 
         with self.autocast():
             both = torch.cat([real, positive])
@@ -119,13 +125,10 @@ class DGNetTrainer(Trainer):
             out = net.decode(structure, torch.cat([code, code_pos, code]), index=torch.cat([i, i, other_side(i)]))
             recon, recon_pos, fake = out.float().split(n)
 
-        # discriminator step on the detached cross-identity images
+        # discriminator step: its fake half, on the detached cross-identity images
         with self.autocast():
-            real_in = real.detach().requires_grad_(True)
-            real_scores = net.discriminator(real_in)
-            d_adv = lsgan_discriminator(net.discriminator(fake.detach()), real_scores)
-            d_gp = gradient_penalty(real_scores, real_in)
-        self.optimize(SIDES * d.gan_w * (d_adv + self.cfg.dis.gp_weight * d_gp), "dis")
+            d_fake = lsgan_fake(net.discriminator(fake.detach()))
+        self.optimize(d_weight * d_fake, "dis")
 
         # generator + appearance encoder step
         with self.autocast():
@@ -175,7 +178,7 @@ class DGNetTrainer(Trainer):
 
         self._last = {"real": real.detach(), "recon": recon.detach(), "fake": fake.detach()}
         accuracy = (encoded.logits[:n].argmax(1) == ids).float().mean()
-        return {"loss": SIDES * total.item(), "dis": d_adv.item(), "dis_gp": d_gp.item(),
+        return {"loss": SIDES * total.item(), "dis": (d_real + d_fake).item(), "dis_gp": d_gp.item(),
                 **{k: v.item() for k, v in losses.items()}, "accuracy": accuracy.item(),
                 **{f"w_{k}": v for k, v in w.items()}}
 

@@ -42,9 +42,21 @@ def input_gradient_only(output: torch.Tensor, leaf: torch.Tensor, source: torch.
     return _InputGradientOnly.apply(output.detach(), source, (output, leaf))
 
 
-def lsgan_discriminator(fake_scores, real_scores) -> torch.Tensor:
-    """Σ over scales of mean(D(fake)²) + mean((D(real) − 1)²)."""
-    return sum(f.float().pow(2).mean() + (r.float() - 1).pow(2).mean() for f, r in zip(fake_scores, real_scores))
+def lsgan_real(real_scores) -> torch.Tensor:
+    """The discriminator's LSGAN term on real images: Σ over scales of mean((D(real) − 1)²)."""
+    return sum((r.float() - 1).pow(2).mean() for r in real_scores)
+
+
+def real_terms(discriminator, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The discriminator's terms on real images: its LSGAN term and the gradient penalty."""
+    real_in = real.detach().requires_grad_(True)
+    scores = discriminator(real_in)
+    return lsgan_real(scores), gradient_penalty(scores, real_in)
+
+
+def lsgan_fake(fake_scores) -> torch.Tensor:
+    """The discriminator's LSGAN term on generated images: Σ over scales of mean(D(fake)²)."""
+    return sum(f.float().pow(2).mean() for f in fake_scores)
 
 
 def lsgan_generator(fake_scores) -> torch.Tensor:

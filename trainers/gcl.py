@@ -41,7 +41,7 @@ from runtime import checkpoint
 from runtime.errors import TrainingStopped
 
 from . import distributed
-from .gan import first_per_identity, frozen, gradient_penalty, image_grid, lsgan_discriminator, lsgan_generator
+from .gan import first_per_identity, frozen, image_grid, lsgan_fake, lsgan_generator, real_terms
 from .memories import ViewMemory
 from .memories.view_memory import check_positive
 from .optim import build_optimizer, build_scheduler
@@ -196,6 +196,12 @@ class GCLTrainer(PseudoLabelTrainer):
         angle = torch.randint(1, len(ANGLES), (n,), generator=self.round.generator).to(self.device)
         own = normalize_render(renders[:, :1])
         novel_render = normalize_render(renders[torch.arange(n, device=self.device), angle].unsqueeze(1))
+        d_weight = GENERATED * g.gan_w
+
+        # the discriminator's real half first, its gradient penalty's graph freed before the generator's is built
+        with self.autocast():
+            d_real, d_gp = real_terms(net.discriminator, real)
+        self.accumulate(d_weight * (d_real + self.cfg.dis.gp_weight * d_gp), "dis")
 
         with self.autocast():
             structure, structure_novel = net.encode_structure(torch.cat([own, novel_render])).chunk(2)
@@ -213,13 +219,10 @@ class GCLTrainer(PseudoLabelTrainer):
         recon, novel, cycle = recon.float(), novel.float(), cycle.float()
         fakes = torch.cat([recon, novel, cycle])
 
-        # discriminator step on the detached generated images
+        # discriminator step: its fake half, on the detached generated images
         with self.autocast():
-            real_in = real.detach().requires_grad_(True)
-            real_scores = net.discriminator(real_in)
-            d_adv = lsgan_discriminator(net.discriminator(fakes.detach()), real_scores)
-            d_gp = gradient_penalty(real_scores, real_in)
-        self.optimize(GENERATED * g.gan_w * (d_adv + self.cfg.dis.gp_weight * d_gp), "dis")
+            d_fake = lsgan_fake(net.discriminator(fakes.detach()))
+        self.optimize(d_weight * d_fake, "dis")
 
         # generator (+ identity encoder) step
         target = code.float()
@@ -244,7 +247,7 @@ class GCLTrainer(PseudoLabelTrainer):
 
         self._last = {"real": real, "own": own, "recon": recon.detach(), "novel_render": novel_render,
                       "novel": novel.detach(), "cycle": cycle.detach()}
-        return {"loss": total.item(), "dis": d_adv.item(), "dis_gp": d_gp.item(),
+        return {"loss": total.item(), "dis": (d_real + d_fake).item(), "dis_gp": d_gp.item(),
                 **{k: v.item() for k, v in losses.items()}}
 
     # --- pictures and evaluation ----------------------------------------------------------
